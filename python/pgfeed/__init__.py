@@ -1,0 +1,12 @@
+"""pgfeed: personalized content feeds inside PostgreSQL.
+
+Install the SQL bundle with :func:`install`, attach it to your tables in SQL,
+and read feeds with :func:`feed` (or ``SELECT * FROM pgfeed.feed(...)``).
+"""
+
+__version__ = "0.1.0"
+
+from pgfeed.client import FeedItem, feed, status
+from pgfeed.installer import InstallError, install, uninstall
+
+__all__ = ["FeedItem", "InstallError", "__version__", "feed", "install", "status", "uninstall"]

@@ -1,0 +1,52 @@
+"""Reading feeds from Python."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Iterable, Union
+
+import psycopg
+
+Key = Union[int, uuid.UUID]
+
+
+@dataclass(frozen=True)
+class FeedItem:
+    item_id: Key
+    score: float
+    similarity: float
+    freshness: float
+    popularity: float
+
+
+def parse_key(text: str) -> Key:
+    """pgfeed keys are integers or UUIDs; pgfeed.feed() returns them as text."""
+    return int(text) if text.lstrip("-").isdigit() else uuid.UUID(text)
+
+
+def feed(
+    conn: psycopg.Connection,
+    feed: str,
+    user_id: Key | None,
+    limit: int = 20,
+    exclude: Iterable[Key] | None = None,
+    exclude_seen: bool = True,
+) -> list[FeedItem]:
+    """A user's feed, best first. ``user_id=None`` gives the cold-start feed."""
+    # NULLs are typed here: pgfeed.feed() is polymorphic in the user and item keys.
+    args, params = ["%s", "NULL::text" if user_id is None else "%s", '"limit" => %s', "exclude_seen => %s"], [feed]
+    params += ([] if user_id is None else [user_id]) + [limit, exclude_seen]
+    exclude = list(exclude or [])
+    if exclude:
+        args.append("exclude => %s")
+        params.append(exclude)
+    rows = conn.execute(
+        f"SELECT item_id, score, similarity, freshness, popularity FROM pgfeed.feed({', '.join(args)})", params
+    ).fetchall()
+    return [FeedItem(parse_key(row[0]), *row[1:]) for row in rows]
+
+
+def status(conn: psycopg.Connection) -> list[dict]:
+    with conn.cursor(row_factory=psycopg.rows.dict_row) as cursor:
+        return cursor.execute("SELECT * FROM pgfeed.status()").fetchall()

@@ -1,0 +1,55 @@
+"""What the PL/Python functions call. Each receives GD, PL/Python's per-backend
+dictionary, where loaded encoders and their statistics are kept."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, MutableMapping, Sequence
+
+import pgfeed
+from pgfeed import encoders
+
+CHUNK = 256  # texts a model call: bounds memory whatever the statement size
+
+
+def check_version(bundle_version: str | None) -> None:
+    if bundle_version != pgfeed.__version__:
+        raise RuntimeError(
+            f"the server imports pgfeed {pgfeed.__version__} but the installed SQL bundle is {bundle_version}: "
+            "run `pgfeed install` with the same pgfeed the server imports"
+        )
+
+
+def _encoder(gd: MutableMapping[str, Any], model: str) -> dict:
+    loaded = gd.setdefault("pgfeed.encoders", {})
+    if model not in loaded:
+        started = time.perf_counter()
+        encoder = encoders.load(model)
+        loaded[model] = {"encoder": encoder, "calls": 0, "texts": 0, "load_seconds": time.perf_counter() - started}
+    return loaded[model]
+
+
+def encode(gd: MutableMapping[str, Any], texts: Sequence[str | None], model: str) -> list[str]:
+    """Vectors (as pgvector literals) for texts, CHUNK texts per model call."""
+    for position, text in enumerate(texts, 1):
+        if text is None or not text.strip():
+            raise ValueError(f"text {position} is {'NULL' if text is None else 'empty'}: only non-empty text can be embedded")
+    entry = _encoder(gd, model)
+    vectors = []
+    for start in range(0, len(texts), CHUNK):
+        chunk = texts[start:start + CHUNK]
+        vectors.extend(entry["encoder"].encode(chunk))
+        entry["calls"] += 1
+        entry["texts"] += len(chunk)
+    return ["[" + ",".join(map(str, vector.tolist())) + "]" for vector in vectors]
+
+
+def dimensions(model: str) -> int:
+    return encoders.dimensions(model)
+
+
+def encoder_stats(gd: MutableMapping[str, Any]) -> list[tuple]:
+    return [
+        (model, entry["calls"], entry["texts"], entry["load_seconds"])
+        for model, entry in gd.get("pgfeed.encoders", {}).items()
+    ]

@@ -1,0 +1,167 @@
+-- Internal helpers shared by the public calls: loading the Python side,
+-- looking up feeds, naming per-feed tables, checking keys and expressions.
+
+CREATE OR REPLACE FUNCTION pgfeed._python_init() RETURNS void
+LANGUAGE plpython3u VOLATILE
+SET search_path FROM CURRENT
+AS $python$
+# The only place that extends the server's import path: from pgfeed.setting,
+# which only the installing superuser can write. Prepended, so that the
+# project's environment wins over system site-packages.
+import site, sys
+setting = {r["name"]: r["value"] for r in plpy.execute("SELECT name, value FROM pgfeed.setting")}
+before = list(sys.path)
+for path in setting.get("python_path", "").split(":"):
+    if path:
+        site.addsitedir(path)
+sys.path[:] = [p for p in sys.path if p not in before] + before
+import pgfeed.server
+pgfeed.server.check_version(setting.get("version"))
+GD["pgfeed"] = pgfeed.server
+$python$;
+COMMENT ON FUNCTION pgfeed._python_init() IS
+    'makes the pgfeed Python package importable in this backend (path fixed at install time)';
+
+CREATE OR REPLACE FUNCTION pgfeed.version() RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path FROM CURRENT
+AS $$ SELECT value FROM pgfeed.setting WHERE name = 'version' $$;
+COMMENT ON FUNCTION pgfeed.version() IS 'version of the installed pgfeed bundle';
+
+CREATE OR REPLACE FUNCTION pgfeed._feed(p_name text) RETURNS pgfeed.feed_config
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_feed pgfeed.feed_config;
+BEGIN
+    SELECT * INTO v_feed FROM pgfeed.feed_config WHERE name = p_name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown feed "%"', p_name
+            USING ERRCODE = 'undefined_object',
+                  HINT = coalesce('existing feeds: ' || (SELECT string_agg(name, ', ' ORDER BY name) FROM pgfeed.feed_config),
+                                  'no feed exists yet')
+                         || format('; create it with SELECT pgfeed.create_feed(%L)', p_name);
+    END IF;
+    RETURN v_feed;
+END
+$$;
+COMMENT ON FUNCTION pgfeed._feed(text) IS 'the configuration of a feed by name, or a clear error';
+
+-- Per-feed tables are named after the feed's id, so names never need quoting.
+CREATE OR REPLACE FUNCTION pgfeed._item_store(p_feed_id integer) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path FROM CURRENT
+AS $$ SELECT 'pgfeed.item_store_' || p_feed_id $$;
+COMMENT ON FUNCTION pgfeed._item_store(integer) IS 'name of a feed''s item store: id, embedding, hash, time, popularity';
+
+CREATE OR REPLACE FUNCTION pgfeed._interaction_log(p_feed_id integer) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path FROM CURRENT
+AS $$ SELECT 'pgfeed.interaction_log_' || p_feed_id $$;
+COMMENT ON FUNCTION pgfeed._interaction_log(integer) IS 'name of a feed''s log of interactions, mirrored from the attached tables';
+
+CREATE OR REPLACE FUNCTION pgfeed._profile(p_feed_id integer) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path FROM CURRENT
+AS $$ SELECT 'pgfeed.profile_' || p_feed_id $$;
+COMMENT ON FUNCTION pgfeed._profile(integer) IS 'name of a feed''s table of user profile vectors';
+
+CREATE OR REPLACE FUNCTION pgfeed._key_kind(p_type regtype) RETURNS regtype
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path FROM CURRENT
+AS $$
+    SELECT CASE
+        WHEN p_type IN ('smallint'::regtype, 'integer'::regtype, 'bigint'::regtype) THEN 'bigint'::regtype
+        WHEN p_type = 'uuid'::regtype THEN 'uuid'::regtype
+    END
+$$;
+COMMENT ON FUNCTION pgfeed._key_kind(regtype) IS
+    'how pgfeed stores a key column of this type (bigint for any integer, uuid), or NULL if unsupported';
+
+CREATE OR REPLACE FUNCTION pgfeed._column_type(p_table regclass, p_column name) RETURNS regtype
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_type regtype;
+BEGIN
+    SELECT atttypid INTO v_type FROM pg_attribute
+     WHERE attrelid = p_table AND attname = p_column AND attnum > 0 AND NOT attisdropped;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'column "%" does not exist in table %', p_column, p_table
+            USING ERRCODE = 'undefined_column',
+                  HINT = 'its columns are: ' || (SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum)
+                                                  FROM pg_attribute WHERE attrelid = p_table AND attnum > 0 AND NOT attisdropped);
+    END IF;
+    RETURN v_type;
+END
+$$;
+COMMENT ON FUNCTION pgfeed._column_type(regclass, name) IS 'type of a column, or an error naming the missing column';
+
+CREATE OR REPLACE FUNCTION pgfeed._key_column(p_table regclass, p_column name, p_role text) RETURNS regtype
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_type regtype := pgfeed._column_type(p_table, p_column);
+BEGIN
+    IF pgfeed._key_kind(v_type) IS NULL THEN
+        RAISE EXCEPTION 'column %.% has type %, which pgfeed cannot use as % key', p_table, quote_ident(p_column), v_type, p_role
+            USING ERRCODE = 'datatype_mismatch', HINT = 'keys must be integer, bigint or uuid';
+    END IF;
+    RETURN pgfeed._key_kind(v_type);
+END
+$$;
+COMMENT ON FUNCTION pgfeed._key_column(regclass, name, text) IS 'the key kind of a key column, or an error saying why it cannot be a key';
+
+CREATE OR REPLACE FUNCTION pgfeed._check_expression(p_table regclass, p_expression text, p_type regtype, p_what text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    EXECUTE format('SELECT (%s)::%s FROM %s LIMIT 0', p_expression, p_type, p_table);
+EXCEPTION WHEN OTHERS THEN
+    RAISE EXCEPTION '% expression % is not valid on table %: %', p_what, quote_literal(p_expression), p_table, SQLERRM
+        USING ERRCODE = 'invalid_parameter_value',
+              HINT = format('it must be an SQL expression of type %s over the columns of %s', p_type, p_table);
+END
+$$;
+COMMENT ON FUNCTION pgfeed._check_expression(regclass, text, regtype, text) IS
+    'fails with a clear message unless the expression evaluates to the given type over the table''s rows';
+
+CREATE OR REPLACE FUNCTION pgfeed._key_text(p_value anyelement, p_kind regtype, p_feed text, p_role text) RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_given regtype := pg_typeof(p_value);
+    v_text text;
+BEGIN
+    IF p_value IS NULL OR p_kind IS NULL OR pgfeed._key_kind(v_given) = p_kind THEN
+        RETURN p_value::text;
+    END IF;
+    IF v_given IN ('text'::regtype, 'character varying'::regtype) THEN
+        BEGIN
+            EXECUTE format('SELECT $1::%s::text', p_kind) INTO v_text USING p_value::text;
+            RETURN v_text;
+        EXCEPTION WHEN invalid_text_representation OR numeric_value_out_of_range THEN
+            NULL;  -- reported below
+        END;
+    END IF;
+    RAISE EXCEPTION 'feed "%" has % keys of type %; got % of type %', p_feed, p_role, p_kind, quote_literal(p_value), v_given
+        USING ERRCODE = 'datatype_mismatch', HINT = format('pass a %s value', p_kind);
+END
+$$;
+COMMENT ON FUNCTION pgfeed._key_text(anyelement, regtype, text, text) IS
+    'a user or item key as text after checking it fits the feed''s key type';
+
+CREATE OR REPLACE FUNCTION pgfeed._scale(p_vector vector, p_factor float8) RETURNS vector
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path FROM CURRENT
+AS $$
+    SELECT CASE WHEN p_factor = 1 THEN p_vector
+                ELSE array_fill(p_factor::real, ARRAY[vector_dims(p_vector)])::vector * p_vector END
+$$;
+COMMENT ON FUNCTION pgfeed._scale(vector, float8) IS 'a vector multiplied by a scalar (an interaction''s weight)';

@@ -1,0 +1,300 @@
+-- Interactions: attaching like tables, mirroring them into the feed's
+-- interaction log, keeping item popularity exact, and refreshing profiles.
+-- A profile is the L2-normalized, weight-signed mean of the embeddings of the
+-- user's last profile_size interacted items (newest by created_at, then by
+-- insertion order), computed in SQL with pgvector.
+
+CREATE OR REPLACE FUNCTION pgfeed._interaction_trigger_prefix(p_feed_id integer, p_source_id integer) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path FROM CURRENT
+AS $$ SELECT 'pgfeed_feed' || p_feed_id || '_interactions' || p_source_id $$;
+COMMENT ON FUNCTION pgfeed._interaction_trigger_prefix(integer, integer) IS 'name prefix of the triggers on an interaction table';
+
+CREATE OR REPLACE FUNCTION pgfeed._interaction_rows_sql(p_source pgfeed.interaction_source, p_from text) RETURNS text
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT format('SELECT %I::text AS user_id, %I::text AS item_id, %s AS created_at FROM %s',
+                  p_source.user_column, p_source.item_column,
+                  coalesce(format('%I::timestamptz', p_source.created_at_column), 'NULL::timestamptz'), p_from)
+$$;
+COMMENT ON FUNCTION pgfeed._interaction_rows_sql(pgfeed.interaction_source, text) IS
+    'the query that reads (user, item, time) from interaction rows';
+
+CREATE OR REPLACE FUNCTION pgfeed.attach_interactions(
+    feed text,
+    source regclass,
+    user_column name,
+    item_column name,
+    weight float8 DEFAULT 1.0,
+    created_at_column name DEFAULT NULL,
+    backfill boolean DEFAULT true)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_feed pgfeed.feed_config := pgfeed._feed(feed);
+    v_user_kind regtype;
+    v_item_kind regtype;
+    v_source pgfeed.interaction_source;
+    v_users text[];
+    v_items text[];
+    v_created timestamptz[];
+BEGIN
+    IF v_feed.item_type IS NULL THEN
+        RAISE EXCEPTION 'feed "%" has no content table yet', feed
+            USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'call pgfeed.attach_content(...) first';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pgfeed.interaction_source s WHERE s.feed_id = v_feed.feed_id AND s.source = attach_interactions.source) THEN
+        RAISE EXCEPTION 'table % is already attached to feed "%"', source, feed USING ERRCODE = 'duplicate_object';
+    END IF;
+    IF weight IS NULL OR weight = 0 OR weight = 'NaN' THEN
+        RAISE EXCEPTION 'weight must be a non-zero number, got %', coalesce(weight::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'use 1.0 for likes and a negative weight for dislikes';
+    END IF;
+    v_user_kind := pgfeed._key_column(source, user_column, 'a user');
+    v_item_kind := pgfeed._key_column(source, item_column, 'an item');
+    IF v_item_kind <> v_feed.item_type THEN
+        RAISE EXCEPTION 'column %.% holds % keys but the items of feed "%" have % keys', source, quote_ident(item_column),
+                        v_item_kind, feed, v_feed.item_type USING ERRCODE = 'datatype_mismatch';
+    END IF;
+    IF created_at_column IS NOT NULL THEN
+        PERFORM pgfeed._column_type(source, created_at_column);
+    END IF;
+
+    IF v_feed.user_type IS NULL THEN
+        EXECUTE format($ddl$
+            CREATE TABLE %1$s (
+                seq        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                source_id  integer NOT NULL,
+                user_id    %3$s NOT NULL,
+                item_id    %4$s NOT NULL,
+                weight     float8 NOT NULL,
+                created_at timestamptz
+            );
+            CREATE INDEX ON %1$s (user_id, created_at DESC NULLS LAST, seq DESC);
+            CREATE INDEX ON %1$s (user_id, item_id);
+            CREATE INDEX ON %1$s (item_id);
+            COMMENT ON TABLE %1$s IS %6$L;
+            CREATE TABLE %2$s (
+                user_id    %3$s PRIMARY KEY,
+                embedding  vector(%5$s) NOT NULL,
+                items      integer NOT NULL,
+                model      text NOT NULL,
+                updated_at timestamptz NOT NULL
+            );
+            COMMENT ON TABLE %2$s IS %7$L;
+            $ddl$, pgfeed._interaction_log(v_feed.feed_id), pgfeed._profile(v_feed.feed_id),
+            v_user_kind, v_feed.item_type, v_feed.dimensions,
+            format('pgfeed interaction log of feed %s', feed), format('pgfeed user profiles of feed %s', feed));
+        UPDATE pgfeed.feed_config SET user_type = v_user_kind WHERE feed_id = v_feed.feed_id;
+    ELSIF v_feed.user_type <> v_user_kind THEN
+        RAISE EXCEPTION 'column %.% holds % keys but the users of feed "%" have % keys', source, quote_ident(user_column),
+                        v_user_kind, feed, v_feed.user_type USING ERRCODE = 'datatype_mismatch';
+    END IF;
+
+    INSERT INTO pgfeed.interaction_source (feed_id, source, user_column, item_column, weight, created_at_column)
+    VALUES (v_feed.feed_id, source, user_column, item_column, weight, created_at_column)
+    RETURNING * INTO v_source;
+    PERFORM pgfeed._create_triggers(source, pgfeed._interaction_trigger_prefix(v_feed.feed_id, v_source.source_id),
+                                    'pgfeed._interaction_trigger', v_source.source_id);
+    IF NOT backfill THEN
+        RETURN 0;
+    END IF;
+    EXECUTE format('SELECT array_agg(user_id), array_agg(item_id), array_agg(created_at) FROM (%s) AS r',
+                   pgfeed._interaction_rows_sql(v_source, source::text))
+       INTO v_users, v_items, v_created;
+    PERFORM pgfeed._apply_interactions(v_source.source_id, NULL, NULL, NULL, v_users, v_items, v_created);
+    RETURN coalesce(cardinality(v_users), 0);
+END
+$$;
+COMMENT ON FUNCTION pgfeed.attach_interactions(text, regclass, name, name, float8, name, boolean) IS
+    'attaches an interaction table (likes; a negative weight for dislikes) to a feed; '
+    'existing rows are loaded unless backfill is false; returns how many';
+
+CREATE OR REPLACE FUNCTION pgfeed._interaction_trigger() RETURNS trigger
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_source pgfeed.interaction_source;
+    v_old_sql text;
+    v_new_sql text;
+    v_old_users text[]; v_old_items text[]; v_old_created timestamptz[];
+    v_new_users text[]; v_new_items text[]; v_new_created timestamptz[];
+BEGIN
+    SELECT * INTO STRICT v_source FROM pgfeed.interaction_source WHERE source_id = TG_ARGV[0]::integer;
+    IF TG_OP = 'TRUNCATE' THEN
+        PERFORM pgfeed._forget_source(v_source.source_id);
+        RETURN NULL;
+    END IF;
+    v_old_sql := CASE WHEN TG_OP <> 'INSERT' THEN pgfeed._interaction_rows_sql(v_source, 'pgfeed_old') END;
+    v_new_sql := CASE WHEN TG_OP <> 'DELETE' THEN pgfeed._interaction_rows_sql(v_source, 'pgfeed_new') END;
+    IF TG_OP = 'UPDATE' THEN
+        -- only what the update changed: an untouched like keeps its place in line
+        SELECT v_old_sql || ' EXCEPT ALL ' || v_new_sql, v_new_sql || ' EXCEPT ALL ' || v_old_sql
+          INTO v_old_sql, v_new_sql;
+    END IF;
+    IF v_old_sql IS NOT NULL THEN
+        EXECUTE format('SELECT array_agg(user_id), array_agg(item_id), array_agg(created_at) FROM (%s) AS r', v_old_sql)
+           INTO v_old_users, v_old_items, v_old_created;
+    END IF;
+    IF v_new_sql IS NOT NULL THEN
+        EXECUTE format('SELECT array_agg(user_id), array_agg(item_id), array_agg(created_at) FROM (%s) AS r', v_new_sql)
+           INTO v_new_users, v_new_items, v_new_created;
+    END IF;
+    PERFORM pgfeed._apply_interactions(v_source.source_id, v_old_users, v_old_items, v_old_created,
+                                       v_new_users, v_new_items, v_new_created);
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION pgfeed._interaction_trigger() IS
+    'statement-level trigger on an interaction table: mirrors the change, updates popularity and profiles';
+
+CREATE OR REPLACE FUNCTION pgfeed._apply_interactions(
+    p_source_id integer,
+    p_old_users text[], p_old_items text[], p_old_created timestamptz[],
+    p_new_users text[], p_new_items text[], p_new_created timestamptz[])
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_source pgfeed.interaction_source;
+    v_feed pgfeed.feed_config;
+    v_users text[];
+BEGIN
+    SELECT * INTO STRICT v_source FROM pgfeed.interaction_source WHERE source_id = p_source_id;
+    SELECT * INTO STRICT v_feed FROM pgfeed.feed_config WHERE feed_id = v_source.feed_id;
+    -- A removed row takes out one matching log entry (the newest): duplicate
+    -- likes in the user's table stay counted as many times as they remain.
+    EXECUTE format($q$
+        WITH gone AS (
+            SELECT u::%3$s AS user_id, i::%4$s AS item_id, c AS created_at, count(*) AS n
+              FROM unnest($1, $2, $3) AS g(u, i, c)
+             WHERE u IS NOT NULL AND i IS NOT NULL
+             GROUP BY 1, 2, 3
+        ), removed AS (
+            DELETE FROM %2$s WHERE seq IN (
+                SELECT v.seq FROM gone g CROSS JOIN LATERAL (
+                    SELECT l.seq FROM %2$s l
+                     WHERE l.user_id = g.user_id AND l.item_id = g.item_id AND l.source_id = $7
+                       AND l.created_at IS NOT DISTINCT FROM g.created_at
+                     ORDER BY l.seq DESC LIMIT g.n) AS v)
+            RETURNING user_id, item_id, weight
+        ), added AS (
+            INSERT INTO %2$s (source_id, user_id, item_id, weight, created_at)
+            SELECT $7, u::%3$s, i::%4$s, $8, c
+              FROM unnest($4, $5, $6) AS a(u, i, c)
+             WHERE u IS NOT NULL AND i IS NOT NULL
+            RETURNING user_id, item_id, weight
+        ), counted AS (
+            UPDATE %1$s s SET popularity = s.popularity + d.delta
+              FROM (SELECT item_id, sum(delta) AS delta
+                      FROM (SELECT item_id, -1 AS delta FROM removed WHERE weight > 0
+                            UNION ALL
+                            SELECT item_id, 1 FROM added WHERE weight > 0) AS z
+                     GROUP BY item_id) AS d
+             WHERE s.item_id = d.item_id AND d.delta <> 0
+        )
+        SELECT array_agg(DISTINCT user_id::text)
+          FROM (SELECT user_id FROM removed UNION ALL SELECT user_id FROM added) AS t
+        $q$, pgfeed._item_store(v_feed.feed_id), pgfeed._interaction_log(v_feed.feed_id),
+        v_feed.user_type, v_feed.item_type)
+       INTO v_users
+       USING p_old_users, p_old_items, p_old_created, p_new_users, p_new_items, p_new_created,
+             p_source_id, v_source.weight;
+    PERFORM pgfeed._refresh_profiles(v_feed.feed_id, v_users);
+END
+$$;
+COMMENT ON FUNCTION pgfeed._apply_interactions(integer, text[], text[], timestamptz[], text[], text[], timestamptz[]) IS
+    'applies removed and added interaction rows to the log, popularity counters and profiles';
+
+CREATE OR REPLACE FUNCTION pgfeed._forget_source(p_source_id integer) RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_feed_id integer := (SELECT feed_id FROM pgfeed.interaction_source WHERE source_id = p_source_id);
+    v_users text[];
+BEGIN
+    EXECUTE format($q$
+        WITH removed AS (
+            DELETE FROM %2$s WHERE source_id = $1 RETURNING user_id, item_id, weight
+        ), counted AS (
+            UPDATE %1$s s SET popularity = s.popularity - d.n
+              FROM (SELECT item_id, count(*) AS n FROM removed WHERE weight > 0 GROUP BY item_id) AS d
+             WHERE s.item_id = d.item_id
+        )
+        SELECT array_agg(DISTINCT user_id::text) FROM removed
+        $q$, pgfeed._item_store(v_feed_id), pgfeed._interaction_log(v_feed_id))
+       INTO v_users USING p_source_id;
+    PERFORM pgfeed._refresh_profiles(v_feed_id, v_users);
+END
+$$;
+COMMENT ON FUNCTION pgfeed._forget_source(integer) IS
+    'removes every logged interaction of one interaction table (truncated or detached)';
+
+CREATE OR REPLACE FUNCTION pgfeed._refresh_profiles(p_feed_id integer, p_users text[]) RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_feed pgfeed.feed_config;
+BEGIN
+    IF cardinality(p_users) IS DISTINCT FROM 0 AND p_users IS NOT NULL THEN
+        SELECT * INTO STRICT v_feed FROM pgfeed.feed_config WHERE feed_id = p_feed_id;
+        EXECUTE format($q$
+            WITH affected AS (
+                SELECT DISTINCT u::%4$s AS user_id FROM unnest($1::text[]) AS u
+            ), latest AS (
+                SELECT a.user_id, pgfeed._scale(r.embedding, r.weight) AS embedding
+                  FROM affected a CROSS JOIN LATERAL (
+                      SELECT i.embedding, l.weight
+                        FROM %2$s l JOIN %1$s i ON i.item_id = l.item_id
+                       WHERE l.user_id = a.user_id AND i.embedding IS NOT NULL
+                       ORDER BY l.created_at DESC NULLS LAST, l.seq DESC
+                       LIMIT $2) AS r
+            ), computed AS (
+                SELECT user_id, sum(embedding) AS total, count(*) AS items FROM latest GROUP BY user_id
+            ), usable AS (
+                -- likes and dislikes that cancel out leave no direction: cold start
+                SELECT user_id, l2_normalize(total) AS embedding, items FROM computed WHERE vector_norm(total) > 1e-6
+            ), dropped AS (
+                DELETE FROM %3$s p USING affected a
+                 WHERE p.user_id = a.user_id AND NOT EXISTS (SELECT FROM usable u WHERE u.user_id = a.user_id)
+            )
+            INSERT INTO %3$s AS p (user_id, embedding, items, model, updated_at)
+            SELECT user_id, embedding, items, $3, now() FROM usable
+            ON CONFLICT (user_id) DO UPDATE
+               SET embedding = EXCLUDED.embedding, items = EXCLUDED.items,
+                   model = EXCLUDED.model, updated_at = EXCLUDED.updated_at
+            $q$, pgfeed._item_store(p_feed_id), pgfeed._interaction_log(p_feed_id), pgfeed._profile(p_feed_id),
+            v_feed.user_type)
+           USING p_users, v_feed.profile_size, v_feed.model;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION pgfeed._refresh_profiles(integer, text[]) IS
+    'recomputes the profiles of the given users from their last profile_size interactions';
+
+CREATE OR REPLACE FUNCTION pgfeed._refresh_profiles_of_items(p_feed_id integer, p_item_ids text[]) RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_feed pgfeed.feed_config;
+    v_users text[];
+BEGIN
+    SELECT * INTO STRICT v_feed FROM pgfeed.feed_config WHERE feed_id = p_feed_id;
+    IF v_feed.user_type IS NOT NULL AND cardinality(p_item_ids) > 0 THEN
+        EXECUTE format('SELECT array_agg(DISTINCT user_id::text) FROM %s WHERE item_id = ANY ($1::%s[])',
+                       pgfeed._interaction_log(p_feed_id), v_feed.item_type)
+           INTO v_users USING p_item_ids;
+        PERFORM pgfeed._refresh_profiles(p_feed_id, v_users);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION pgfeed._refresh_profiles_of_items(integer, text[]) IS
+    'refreshes the profiles of users who interacted with items whose embedding changed or went away';
