@@ -25,6 +25,20 @@ def parse_key(text: str) -> Key:
     return int(text) if text.lstrip("-").isdigit() else uuid.UUID(text)
 
 
+def feed_call(
+    feed: str, user_id: Key | None, limit: int, exclude: Iterable[Key] | None, exclude_seen: bool
+) -> tuple[str, list]:
+    """SQL that calls pgfeed.feed(), and its parameters. NULLs are typed here:
+    pgfeed.feed() is polymorphic in the user and item keys."""
+    args, params = ["%s", "NULL::text" if user_id is None else "%s", '"limit" => %s', "exclude_seen => %s"], [feed]
+    params += ([] if user_id is None else [user_id]) + [limit, exclude_seen]
+    exclude = list(exclude or [])
+    if exclude:
+        args.append("exclude => %s")
+        params.append(exclude)
+    return f"pgfeed.feed({', '.join(args)})", params
+
+
 def feed(
     conn: psycopg.Connection,
     feed: str,
@@ -34,16 +48,8 @@ def feed(
     exclude_seen: bool = True,
 ) -> list[FeedItem]:
     """A user's feed, best first. ``user_id=None`` gives the cold-start feed."""
-    # NULLs are typed here: pgfeed.feed() is polymorphic in the user and item keys.
-    args, params = ["%s", "NULL::text" if user_id is None else "%s", '"limit" => %s', "exclude_seen => %s"], [feed]
-    params += ([] if user_id is None else [user_id]) + [limit, exclude_seen]
-    exclude = list(exclude or [])
-    if exclude:
-        args.append("exclude => %s")
-        params.append(exclude)
-    rows = conn.execute(
-        f"SELECT item_id, score, similarity, freshness, popularity FROM pgfeed.feed({', '.join(args)})", params
-    ).fetchall()
+    call, params = feed_call(feed, user_id, limit, exclude, exclude_seen)
+    rows = conn.execute(f"SELECT item_id, score, similarity, freshness, popularity FROM {call}", params).fetchall()
     return [FeedItem(parse_key(row[0]), *row[1:]) for row in rows]
 
 

@@ -1,0 +1,23 @@
+"""${message}
+
+Revision ID: ${up_revision}
+Revises: ${down_revision | comma,n}
+Create Date: ${create_date}
+"""
+
+from alembic import op
+
+import pgfeed
+
+revision = ${repr(up_revision)}
+down_revision = ${repr(down_revision)}
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pgfeed.install(op.get_bind().connection.dbapi_connection)
+
+
+def downgrade() -> None:
+    ${downgrades if downgrades else "pass"}

@@ -1,0 +1,145 @@
+"""pgfeed.feed() against a Python re-implementation of the hybrid score,
+computed from the user's tables (text, time, likes) with numpy."""
+
+import math
+import uuid
+
+import numpy as np
+import psycopg
+import pytest
+from conftest import attach, make_tables
+
+import pgfeed
+from pgfeed.encoders.hashing import HashingEncoder
+
+WEIGHTS = {"weight_similarity": 0.5, "weight_freshness": 0.3, "weight_popularity": 0.2}
+TOPICS = ["cats purr softly", "dogs bark loudly", "stocks fall hard", "rain falls again", "chess openings theory"]
+
+
+def populate(conn, key="integer"):
+    post, like = make_tables(conn, key)
+    feed = attach(conn, post, like, profile_size=10, **WEIGHTS)
+    conn.execute(f"""INSERT INTO {post} (title, body, created_at)
+                     SELECT 'post ' || g, (%s::text[])[g %% 5 + 1] || ' ' || (g %% 7), now() - g * interval '37 minutes'
+                       FROM generate_series(1, 60) g""", [TOPICS])
+    ids = [r[0] for r in conn.execute(f"SELECT id FROM {post} ORDER BY created_at DESC")]
+    users = [uuid.uuid4() for _ in range(3)] if key == "uuid" else [1, 2, 3]
+    likes = [(users[0], ids[i]) for i in range(0, 60, 5)] + [(users[1], ids[i]) for i in (1, 2, 3, 1 + 5, 2 + 5)]
+    likes += [(users[2], ids[i]) for i in range(0, 30, 2)]  # popular items
+    conn.cursor().executemany(f"INSERT INTO {like} (user_id, post_id) VALUES (%s, %s)", likes)
+    return post, like, feed, users
+
+
+def reference_feed(conn, post, like, user_id, now, exclude=(), exclude_seen=True, profile_size=10):
+    rows = conn.execute(f"SELECT id, title || ' ' || body, created_at FROM {post} WHERE status = 'published'").fetchall()
+    vectors = dict(zip([r[0] for r in rows], HashingEncoder().encode([r[1] for r in rows]).astype(np.float64)))
+    likes = conn.execute(f"SELECT user_id, post_id FROM {like} ORDER BY created_at DESC").fetchall()
+    mine = [item for user, item in likes if user == user_id and item in vectors]
+    profile = None
+    if mine:
+        mean = np.mean([vectors[item] for item in mine[:profile_size]], axis=0)
+        profile = mean / np.linalg.norm(mean)
+    counts = {}
+    for _, item in likes:
+        counts[item] = counts.get(item, 0) + 1
+    scored = []
+    for item_id, _, created_at in rows:
+        if item_id in exclude or (exclude_seen and item_id in mine):
+            continue
+        similarity = 0.0 if profile is None else float(profile @ vectors[item_id] / np.linalg.norm(vectors[item_id]))
+        freshness = 1 / (1 + max((now - created_at).total_seconds(), 0) / 3600)
+        popularity = min(1.0, math.log(1 + counts.get(item_id, 0)) / math.log(1000))
+        score = (WEIGHTS["weight_similarity"] * similarity + WEIGHTS["weight_freshness"] * freshness
+                 + WEIGHTS["weight_popularity"] * popularity)
+        scored.append((score, item_id, similarity, freshness, popularity))
+    return sorted(scored, key=lambda r: -r[0])
+
+
+def compare(reference, actual, limit):
+    """Same length, same components per item, best first, and the same top-k:
+    only items tied (within 1e-6) with the k-th score may be swapped at the cut."""
+    expected = reference[:limit]
+    reference = {row[1]: row for row in reference}
+    assert len(actual) == len(expected)
+    for item in actual:
+        want = reference[item.item_id]
+        assert (item.score, item.similarity, item.freshness, item.popularity) == pytest.approx(
+            (want[0], *want[2:]), abs=1e-6)
+    assert [i.score for i in actual] == sorted((i.score for i in actual), reverse=True)
+    if expected:
+        cut = expected[-1][0]
+        assert {i.item_id for i in actual} >= {w[1] for w in expected if w[0] > cut + 1e-6}
+
+
+def feed_in_one_transaction(dsn, feed, user_id, **kwargs):
+    """pgfeed.feed() and now() from the same transaction: freshness uses its start time."""
+    with psycopg.connect(dsn) as conn, conn.transaction():
+        now = conn.execute("SELECT now()").fetchone()[0]
+        return now, pgfeed.feed(conn, feed, user_id, **kwargs)
+
+
+@pytest.mark.parametrize("key", ["integer", "uuid"])
+def test_feed_matches_the_reference_score(conn, dsn, key):
+    post, like, feed, users = populate(conn, key)
+    for user_id in users:
+        now, actual = feed_in_one_transaction(dsn, feed, user_id, limit=15)
+        compare(reference_feed(conn, post, like, user_id, now), actual, 15)
+        assert all(isinstance(i.item_id, int if key == "integer" else uuid.UUID) for i in actual)
+
+
+def test_cold_start_ranks_by_freshness_and_popularity(conn, dsn):
+    post, like, feed, _ = populate(conn)
+    for stranger in (999, None):
+        now, actual = feed_in_one_transaction(dsn, feed, stranger, limit=10)
+        assert all(item.similarity == 0 for item in actual)
+        compare(reference_feed(conn, post, like, stranger, now), actual, 10)
+
+
+def test_exclude_and_seen(conn, dsn):
+    post, like, feed, users = populate(conn)
+    first = [i.item_id for i in pgfeed.feed(conn, feed, users[0], limit=5)]
+    now, actual = feed_in_one_transaction(dsn, feed, users[0], limit=10, exclude=first[:3])
+    assert not set(first[:3]) & {i.item_id for i in actual}
+    compare(reference_feed(conn, post, like, users[0], now, exclude=set(first[:3])), actual, 10)
+    liked = {r[0] for r in conn.execute(f"SELECT post_id FROM {like} WHERE user_id = %s", [users[0]])}
+    everything = pgfeed.feed(conn, feed, users[0], limit=100)
+    assert not liked & {i.item_id for i in everything}
+    with_seen = pgfeed.feed(conn, feed, users[0], limit=100, exclude_seen=False)
+    assert liked <= {i.item_id for i in with_seen}
+
+
+def test_sql_form_from_the_readme(conn):
+    post, like, feed, users = populate(conn)
+    rows = conn.execute(f"SELECT * FROM pgfeed.feed(%s, {users[0]}, \"limit\" => 20)", [feed]).fetchall()
+    assert len(rows) == 20 and [c.name for c in conn.execute("SELECT * FROM pgfeed.feed(%s, 1)", [feed]).description] \
+        == ["item_id", "score", "similarity", "freshness", "popularity"]
+
+
+def test_unknown_feed_names_the_feed(conn):
+    with pytest.raises(psycopg.errors.UndefinedObject, match='unknown feed "nope"'):
+        conn.execute("SELECT * FROM pgfeed.feed('nope', 1)")
+
+
+def test_wrong_key_type_says_what_fits(conn):
+    post, like, feed, _ = populate(conn)
+    with pytest.raises(psycopg.errors.DatatypeMismatch, match=f'feed "{feed}" has user keys of type bigint'):
+        conn.execute("SELECT * FROM pgfeed.feed(%s, %s)", [feed, uuid.uuid4()])
+    with pytest.raises(psycopg.errors.DatatypeMismatch, match="item keys of type bigint"):
+        conn.execute("SELECT * FROM pgfeed.feed(%s, 1, exclude => ARRAY['x'])", [feed])
+
+
+def test_ordinary_role_reads_feeds_and_writes_its_tables_only(conn, dsn):
+    post, like, feed, _ = populate(conn)
+    role = f"app_{uuid.uuid4().hex[:8]}"
+    conn.execute(f"CREATE ROLE {role} LOGIN")
+    conn.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {post}, {like} TO {role}")
+    conn.execute(f"GRANT USAGE ON SEQUENCE {post}_id_seq TO {role}")
+    from psycopg.conninfo import make_conninfo
+    with psycopg.connect(make_conninfo(dsn, user=role), autocommit=True) as app:
+        new_id = app.execute(f"INSERT INTO {post} (title, body) VALUES ('fresh', 'cats purr') RETURNING id").fetchone()[0]
+        app.execute(f"INSERT INTO {like} (user_id, post_id) VALUES (1, %s)", [new_id])
+        assert len(pgfeed.feed(app, feed, 1, limit=5)) == 5
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            app.execute("SELECT pgfeed.create_feed('mine')")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            app.execute("SELECT * FROM pgfeed.feed_config")

@@ -1,0 +1,107 @@
+"""Profiles and popularity against a numpy reference computed from the user's
+own tables: profile = normalized mean of the last N liked items' embeddings."""
+
+import numpy as np
+from conftest import attach, feed_id, make_tables
+
+from pgfeed.encoders.hashing import HashingEncoder
+
+PROFILE_SIZE = 5
+
+
+def setup_feed(conn, posts=12):
+    post, like = make_tables(conn)
+    feed = attach(conn, post, like, profile_size=PROFILE_SIZE)
+    conn.execute(f"""INSERT INTO {post} (title, body)
+                     SELECT 'post ' || g, (ARRAY['cats purr', 'dogs bark', 'stocks fall', 'rain falls'])[g % 4 + 1] || ' ' || g
+                       FROM generate_series(1, {posts}) g""")
+    return post, like, feed
+
+
+def reference_profile(conn, post, like, user_id):
+    """numpy: the last PROFILE_SIZE likes of published posts, newest first, mean, normalized."""
+    texts = [r[0] for r in conn.execute(f"""
+        SELECT p.title || ' ' || p.body FROM {like} l JOIN {post} p ON p.id = l.post_id
+         WHERE l.user_id = %s AND p.status = 'published' ORDER BY l.created_at DESC LIMIT {PROFILE_SIZE}""", [user_id])]
+    if not texts:
+        return None
+    mean = HashingEncoder().encode(texts).astype(np.float64).mean(axis=0)
+    return mean / np.linalg.norm(mean)
+
+
+def stored_profile(conn, feed, user_id):
+    row = conn.execute(f"SELECT embedding::text FROM pgfeed.profile_{feed_id(conn, feed)} WHERE user_id = %s",
+                       [user_id]).fetchone()
+    return None if row is None else np.array([float(x) for x in row[0].strip("[]").split(",")])
+
+
+def assert_profile(conn, post, like, feed, user_id):
+    expected, actual = reference_profile(conn, post, like, user_id), stored_profile(conn, feed, user_id)
+    if expected is None:
+        assert actual is None
+    else:
+        np.testing.assert_allclose(actual, expected, atol=1e-5)
+
+
+def test_profile_is_the_normalized_mean_of_the_last_n_likes(conn):
+    post, like, feed = setup_feed(conn)
+    for post_id in [1, 2, 3, 5, 8, 9, 11]:  # one statement each: created_at orders them
+        conn.execute(f"INSERT INTO {like} (user_id, post_id) SELECT 42, id FROM {post} ORDER BY id OFFSET %s LIMIT 1",
+                     [post_id - 1])
+    assert_profile(conn, post, like, feed, 42)
+    items = conn.execute(f"SELECT items FROM pgfeed.profile_{feed_id(conn, feed)} WHERE user_id = 42").fetchone()[0]
+    assert items == PROFILE_SIZE
+
+
+def test_bulk_likes_in_one_statement(conn):
+    post, like, feed = setup_feed(conn)
+    conn.execute(f"""INSERT INTO {like} (user_id, post_id, created_at)
+                     SELECT u, p.id, now() - (p.id * interval '1 minute') - (u * interval '1 second')
+                       FROM {post} p, generate_series(1, 4) u WHERE (p.id + u) % 3 = 0""")
+    for user_id in range(1, 5):
+        assert_profile(conn, post, like, feed, user_id)
+
+
+def test_unlike_recomputes_and_last_unlike_removes_the_profile(conn):
+    post, like, feed = setup_feed(conn)
+    ids = [r[0] for r in conn.execute(f"SELECT id FROM {post} ORDER BY id LIMIT 7")]
+    for post_id in ids:
+        conn.execute(f"INSERT INTO {like} (user_id, post_id) VALUES (7, %s)", [post_id])
+    conn.execute(f"DELETE FROM {like} WHERE user_id = 7 AND post_id = %s", [ids[-1]])
+    assert_profile(conn, post, like, feed, 7)
+    conn.execute(f"DELETE FROM {like} WHERE user_id = 7")
+    assert stored_profile(conn, feed, 7) is None
+
+
+def test_deleting_or_unpublishing_a_liked_item_recomputes(conn):
+    post, like, feed = setup_feed(conn)
+    ids = [r[0] for r in conn.execute(f"SELECT id FROM {post} ORDER BY id LIMIT 3")]
+    for post_id in ids:
+        conn.execute(f"INSERT INTO {like} (user_id, post_id) VALUES (9, %s)", [post_id])
+    conn.execute(f"DELETE FROM {post} WHERE id = %s", [ids[0]])
+    assert_profile(conn, post, like, feed, 9)
+    conn.execute(f"UPDATE {post} SET status = 'draft' WHERE id = %s", [ids[1]])
+    assert_profile(conn, post, like, feed, 9)
+    conn.execute(f"UPDATE {post} SET body = 'entirely new words' WHERE id = %s", [ids[2]])
+    assert_profile(conn, post, like, feed, 9)
+
+
+def test_update_of_a_like_moves_it(conn):
+    post, like, feed = setup_feed(conn)
+    conn.execute(f"INSERT INTO {like} (user_id, post_id) VALUES (3, 1), (3, 2)")
+    conn.execute(f"UPDATE {like} SET post_id = 4 WHERE user_id = 3 AND post_id = 1")
+    assert_profile(conn, post, like, feed, 3)
+
+
+def test_popularity_counts_stay_exact(conn):
+    post, like, feed = setup_feed(conn)
+    conn.execute(f"INSERT INTO {like} (user_id, post_id) SELECT u, 1 + (u % 5) FROM generate_series(1, 40) u")
+    conn.execute(f"DELETE FROM {like} WHERE user_id % 3 = 0")
+    conn.execute(f"UPDATE {like} SET post_id = 6 WHERE user_id % 4 = 0")
+    conn.execute(f"INSERT INTO {like} (user_id, post_id) VALUES (100, 2), (100, 2)")  # a duplicate counts twice
+    conn.execute(f"UPDATE {post} SET status = 'draft' WHERE id = 3")
+    conn.execute(f"UPDATE {post} SET status = 'published' WHERE id = 3")  # re-entry recounts from the log
+    expected = dict(conn.execute(f"SELECT post_id, count(*) FROM {like} GROUP BY post_id").fetchall())
+    actual = dict(conn.execute(
+        f"SELECT item_id, popularity FROM pgfeed.item_store_{feed_id(conn, feed)} WHERE popularity > 0").fetchall())
+    assert actual == expected
