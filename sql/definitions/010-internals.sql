@@ -121,7 +121,10 @@ LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
 AS $$
 BEGIN
-    EXECUTE format('SELECT (%s)::%s FROM %s LIMIT 0', p_expression, p_type, p_table);
+    -- A condition must be boolean itself (as in WHERE), not merely castable to it.
+    EXECUTE CASE WHEN p_type = 'boolean'::regtype
+                 THEN format('SELECT FROM %s WHERE (%s) LIMIT 0', p_table, p_expression)
+                 ELSE format('SELECT (%s)::%s FROM %s LIMIT 0', p_expression, p_type, p_table) END;
 EXCEPTION WHEN OTHERS THEN
     RAISE EXCEPTION '% expression % is not valid on table %: %', p_what, quote_literal(p_expression), p_table, SQLERRM
         USING ERRCODE = 'invalid_parameter_value',

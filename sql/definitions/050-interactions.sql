@@ -16,7 +16,8 @@ SET search_path FROM CURRENT
 AS $$
     SELECT format('SELECT %I::text AS user_id, %I::text AS item_id, %s AS created_at FROM %s',
                   p_source.user_column, p_source.item_column,
-                  coalesce(format('%I::timestamptz', p_source.created_at_column), 'NULL::timestamptz'), p_from)
+                  CASE WHEN p_source.created_at_column IS NULL THEN 'NULL::timestamptz'
+                       ELSE format('%I::timestamptz', p_source.created_at_column) END, p_from)
 $$;
 COMMENT ON FUNCTION pgfeed._interaction_rows_sql(pgfeed.interaction_source, text) IS
     'the query that reads (user, item, time) from interaction rows';

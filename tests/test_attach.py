@@ -1,0 +1,77 @@
+"""attach_* and create_feed: bad input gets an error naming the culprit."""
+
+import psycopg
+import pytest
+from conftest import HASHING, attach, fresh, make_tables
+
+
+def new_feed(conn):
+    name = fresh("feed")
+    conn.execute("SELECT pgfeed.create_feed(%s, model => %s)", [name, HASHING])
+    return name
+
+
+def test_missing_column_is_named_with_the_columns_there_are(conn):
+    post, like = make_tables(conn)
+    feed = new_feed(conn)
+    with pytest.raises(psycopg.errors.UndefinedColumn, match=f'column "slug" does not exist in table {post}') as error:
+        conn.execute(f"SELECT pgfeed.attach_content(%s, '{post}', 'slug', 'title', 'created_at')", [feed])
+    assert "title" in error.value.diag.message_hint
+    conn.execute(f"SELECT pgfeed.attach_content(%s, '{post}', 'id', 'title', 'created_at')", [feed])
+    with pytest.raises(psycopg.errors.UndefinedColumn, match='column "liker" does not exist'):
+        conn.execute(f"SELECT pgfeed.attach_interactions(%s, '{like}', 'liker', 'post_id')", [feed])
+
+
+def test_bad_expressions_are_reported_with_the_table(conn):
+    post, _ = make_tables(conn)
+    feed = new_feed(conn)
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match=f"text expression 'titel' is not valid on table {post}"):
+        conn.execute(f"SELECT pgfeed.attach_content(%s, '{post}', 'id', 'titel', 'created_at')", [feed])
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="condition expression"):
+        conn.execute(f"SELECT pgfeed.attach_content(%s, '{post}', 'id', 'title', 'created_at', condition => 'title')", [feed])
+
+
+def test_key_types_are_checked(conn):
+    post, like = make_tables(conn)
+    feed = new_feed(conn)
+    with pytest.raises(psycopg.errors.DatatypeMismatch, match=r"has type text, which pgfeed cannot use as an item key"):
+        conn.execute(f"SELECT pgfeed.attach_content(%s, '{post}', 'title', 'body', 'created_at')", [feed])
+    uuid_post, uuid_like = make_tables(conn, "uuid")
+    conn.execute(f"SELECT pgfeed.attach_content(%s, '{post}', 'id', 'title', 'created_at')", [feed])
+    with pytest.raises(psycopg.errors.DatatypeMismatch, match="holds uuid keys but the items"):
+        conn.execute(f"SELECT pgfeed.attach_interactions(%s, '{uuid_like}', 'user_id', 'post_id')", [feed])
+
+
+def test_unknown_feed_and_duplicates(conn):
+    post, like = make_tables(conn)
+    with pytest.raises(psycopg.errors.UndefinedObject, match='unknown feed "ghost"'):
+        conn.execute(f"SELECT pgfeed.attach_content('ghost', '{post}', 'id', 'title', 'created_at')")
+    feed = attach(conn, post, like)
+    with pytest.raises(psycopg.errors.DuplicateObject, match=f'feed "{feed}" already exists'):
+        conn.execute("SELECT pgfeed.create_feed(%s, model => %s)", [feed, HASHING])
+    with pytest.raises(Exception, match="model 'no-such-model' not found"):
+        conn.execute("SELECT pgfeed.create_feed(%s, model => 'no-such-model')", [fresh("feed")])
+
+
+def test_identifiers_are_quoted_not_pasted(conn):
+    table = fresh('"Odd Table')  # needs quoting everywhere
+    conn.execute(f'CREATE TABLE "{table[1:]}" ("Post Id" int PRIMARY KEY, "Text" text, "When" timestamptz DEFAULT now())')
+    feed = new_feed(conn)
+    conn.execute(f"""SELECT pgfeed.attach_content(%s, %s::regclass, 'Post Id', '"Text"', 'When')""",
+                 [feed, f'"{table[1:]}"'])
+    conn.execute(f'INSERT INTO "{table[1:]}" VALUES (1, %s)', ["hello'); DROP TABLE x; --"])
+    assert conn.execute("SELECT embedded FROM pgfeed.status() WHERE feed = %s", [feed]).fetchone()[0] == 1
+
+
+def test_detach_and_drop_leave_user_tables_as_they_were(conn):
+    post, like = make_tables(conn)
+    triggers_before = conn.execute("SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal").fetchone()[0]
+    feed = attach(conn, post, like)
+    conn.execute(f"INSERT INTO {post} (title, body) VALUES ('a', 'b')")
+    conn.execute(f"INSERT INTO {like} VALUES (1, 1)")
+    conn.execute("SELECT pgfeed.detach(%s, %s::regclass)", [feed, like])
+    assert conn.execute("SELECT interactions, profiles FROM pgfeed.status() WHERE feed = %s", [feed]).fetchone() == (0, 0)
+    conn.execute("SELECT pgfeed.drop_feed(%s)", [feed])
+    assert conn.execute("SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal").fetchone()[0] == triggers_before
+    assert conn.execute(f"SELECT count(*) FROM {post}").fetchone()[0] == 1
+    assert conn.execute(f"SELECT count(*) FROM {like}").fetchone()[0] == 1

