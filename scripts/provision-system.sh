@@ -48,7 +48,8 @@ fi
 $SUDO apt-get update -qq
 build=$(mktemp -d)
 trap 'rm -rf "$build"' EXIT
+chmod a+rx "$build"  # apt's sandbox user reads the download there
 (cd "$build" && apt-get source -qq --download-only pgvector && dpkg-source -x --no-check ./pgvector_*.dsc src >/dev/null)
-make -s -C "$build/src" PG_CONFIG="$PG_CONFIG" USE_PGXS=1 OPTFLAGS="" >/dev/null
+make -s -C "$build/src" PG_CONFIG="$PG_CONFIG" USE_PGXS=1 >/dev/null
 $SUDO make -s -C "$build/src" PG_CONFIG="$PG_CONFIG" USE_PGXS=1 install >/dev/null
 log "pgvector $(vector_version) installed"

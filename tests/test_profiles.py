@@ -2,7 +2,7 @@
 own tables: profile = normalized mean of the last N liked items' embeddings."""
 
 import numpy as np
-from conftest import attach, feed_id, make_tables
+from conftest import HASHING, attach, feed_id, fresh, make_tables
 
 from pgfeed.encoders.hashing import HashingEncoder
 
@@ -105,3 +105,17 @@ def test_popularity_counts_stay_exact(conn):
     actual = dict(conn.execute(
         f"SELECT item_id, popularity FROM pgfeed.item_store_{feed_id(conn, feed)} WHERE popularity > 0").fetchall())
     assert actual == expected
+
+
+def test_without_a_time_column_the_order_of_insertion_counts(conn):
+    post, like, _ = setup_feed(conn)
+    feed = fresh("feed")
+    conn.execute("SELECT pgfeed.create_feed(%s, model => %s, profile_size => 2)", [feed, HASHING])
+    conn.execute(f"SELECT pgfeed.attach_content(%s, '{post}', 'id', $$title || ' ' || body$$, 'created_at')", [feed])
+    conn.execute(f"SELECT pgfeed.attach_interactions(%s, '{like}', 'user_id', 'post_id')", [feed])
+    for post_id in (4, 1, 3):  # the like table's created_at is ignored: the last two inserted are 1 and 3
+        conn.execute(f"INSERT INTO {like} (user_id, post_id, created_at) VALUES (5, %s, now() - %s * interval '1 day')",
+                     [post_id, post_id])
+    texts = [r[0] for r in conn.execute(f"SELECT title || ' ' || body FROM {post} WHERE id IN (1, 3)")]
+    mean = HashingEncoder().encode(texts).astype(np.float64).mean(axis=0)
+    np.testing.assert_allclose(stored_profile(conn, feed, 5), mean / np.linalg.norm(mean), atol=1e-5)

@@ -10,17 +10,26 @@ SET search_path FROM CURRENT
 AS $$ SELECT 'pgfeed_feed' || p_feed_id || '_interactions' || p_source_id $$;
 COMMENT ON FUNCTION pgfeed._interaction_trigger_prefix(integer, integer) IS 'name prefix of the triggers on an interaction table';
 
-CREATE OR REPLACE FUNCTION pgfeed._interaction_rows_sql(p_source pgfeed.interaction_source, p_from text) RETURNS text
+CREATE OR REPLACE FUNCTION pgfeed._interaction_rows_sql(
+    p_source pgfeed.interaction_source, p_from text, p_except_from text DEFAULT NULL)
+RETURNS text
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-    SELECT format('SELECT %I::text AS user_id, %I::text AS item_id, %s AS created_at FROM %s',
-                  p_source.user_column, p_source.item_column,
-                  CASE WHEN p_source.created_at_column IS NULL THEN 'NULL::timestamptz'
-                       ELSE format('%I::timestamptz', p_source.created_at_column) END, p_from)
+    -- (user, item, time) of the rows in p_from as parallel arrays; with
+    -- p_except_from, only the rows not also there (what an UPDATE changed).
+    WITH projection AS (
+        SELECT format('SELECT %I::text AS user_id, %I::text AS item_id, %s AS created_at FROM ',
+                      p_source.user_column, p_source.item_column,
+                      CASE WHEN p_source.created_at_column IS NULL THEN 'NULL::timestamptz'
+                           ELSE format('%I::timestamptz', p_source.created_at_column) END) AS head
+    )
+    SELECT format('SELECT array_agg(user_id), array_agg(item_id), array_agg(created_at) FROM (%s%s%s) AS r',
+                  head, p_from, ' EXCEPT ALL ' || head || p_except_from)
+      FROM projection
 $$;
-COMMENT ON FUNCTION pgfeed._interaction_rows_sql(pgfeed.interaction_source, text) IS
-    'the query that reads (user, item, time) from interaction rows';
+COMMENT ON FUNCTION pgfeed._interaction_rows_sql(pgfeed.interaction_source, text, text) IS
+    'the query that reads (user, item, time) arrays from interaction rows';
 
 CREATE OR REPLACE FUNCTION pgfeed.attach_interactions(
     feed text,
@@ -103,9 +112,7 @@ BEGIN
     IF NOT backfill THEN
         RETURN 0;
     END IF;
-    EXECUTE format('SELECT array_agg(user_id), array_agg(item_id), array_agg(created_at) FROM (%s) AS r',
-                   pgfeed._interaction_rows_sql(v_source, source::text))
-       INTO v_users, v_items, v_created;
+    EXECUTE pgfeed._interaction_rows_sql(v_source, source::text) INTO v_users, v_items, v_created;
     PERFORM pgfeed._apply_interactions(v_source.source_id, NULL, NULL, NULL, v_users, v_items, v_created);
     RETURN coalesce(cardinality(v_users), 0);
 END
@@ -120,8 +127,7 @@ SET search_path FROM CURRENT
 AS $$
 DECLARE
     v_source pgfeed.interaction_source;
-    v_old_sql text;
-    v_new_sql text;
+    v_other text;
     v_old_users text[]; v_old_items text[]; v_old_created timestamptz[];
     v_new_users text[]; v_new_items text[]; v_new_created timestamptz[];
 BEGIN
@@ -130,20 +136,14 @@ BEGIN
         PERFORM pgfeed._forget_source(v_source.source_id);
         RETURN NULL;
     END IF;
-    v_old_sql := CASE WHEN TG_OP <> 'INSERT' THEN pgfeed._interaction_rows_sql(v_source, 'pgfeed_old') END;
-    v_new_sql := CASE WHEN TG_OP <> 'DELETE' THEN pgfeed._interaction_rows_sql(v_source, 'pgfeed_new') END;
-    IF TG_OP = 'UPDATE' THEN
-        -- only what the update changed: an untouched like keeps its place in line
-        SELECT v_old_sql || ' EXCEPT ALL ' || v_new_sql, v_new_sql || ' EXCEPT ALL ' || v_old_sql
-          INTO v_old_sql, v_new_sql;
+    -- for an UPDATE, only what changed: an untouched like keeps its place in line
+    v_other := CASE WHEN TG_OP = 'UPDATE' THEN 'pgfeed_new' END;
+    IF TG_OP <> 'INSERT' THEN
+        EXECUTE pgfeed._interaction_rows_sql(v_source, 'pgfeed_old', v_other) INTO v_old_users, v_old_items, v_old_created;
     END IF;
-    IF v_old_sql IS NOT NULL THEN
-        EXECUTE format('SELECT array_agg(user_id), array_agg(item_id), array_agg(created_at) FROM (%s) AS r', v_old_sql)
-           INTO v_old_users, v_old_items, v_old_created;
-    END IF;
-    IF v_new_sql IS NOT NULL THEN
-        EXECUTE format('SELECT array_agg(user_id), array_agg(item_id), array_agg(created_at) FROM (%s) AS r', v_new_sql)
-           INTO v_new_users, v_new_items, v_new_created;
+    v_other := CASE WHEN TG_OP = 'UPDATE' THEN 'pgfeed_old' END;
+    IF TG_OP <> 'DELETE' THEN
+        EXECUTE pgfeed._interaction_rows_sql(v_source, 'pgfeed_new', v_other) INTO v_new_users, v_new_items, v_new_created;
     END IF;
     PERFORM pgfeed._apply_interactions(v_source.source_id, v_old_users, v_old_items, v_old_created,
                                        v_new_users, v_new_items, v_new_created);
