@@ -4,18 +4,19 @@ PYTHON ?= $(shell command -v /usr/bin/python3.11 || command -v python3)
 VENV := .venv
 DSN = $(shell scripts/localdb.sh dsn pgfeed)
 
-.PHONY: help setup db db-stop install demo test bench clean
+.PHONY: help setup system db db-stop install demo test clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-setup: $(VENV)/.installed  ## PostgreSQL + plpython3u + pgvector, and .venv with pgfeed and the model (idempotent)
+setup: system $(VENV)/.installed  ## PostgreSQL + plpython3u + pgvector, and .venv with pgfeed and the model (idempotent)
+
+system:
 	@scripts/provision-system.sh
 
 # torch is pinned and installed first: that version has a CPU-only build here,
 # while an unpinned torch pulls gigabytes of CUDA packages.
 $(VENV)/.installed: pyproject.toml
-	@scripts/provision-system.sh
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q torch==2.13.0
 	$(VENV)/bin/pip install -q -e '.[dev]'

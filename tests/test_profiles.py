@@ -1,7 +1,10 @@
 """Profiles and popularity against a numpy reference computed from the user's
 own tables: profile = normalized mean of the last N liked items' embeddings."""
 
+import threading
+
 import numpy as np
+import psycopg
 from conftest import HASHING, attach, feed_id, fresh, make_tables
 
 from pgfeed.encoders.hashing import HashingEncoder
@@ -119,3 +122,22 @@ def test_without_a_time_column_the_order_of_insertion_counts(conn):
     texts = [r[0] for r in conn.execute(f"SELECT title || ' ' || body FROM {post} WHERE id IN (1, 3)")]
     mean = HashingEncoder().encode(texts).astype(np.float64).mean(axis=0)
     np.testing.assert_allclose(stored_profile(conn, feed, 5), mean / np.linalg.norm(mean), atol=1e-5)
+
+
+def test_concurrent_likes_of_one_user_both_count(conn, dsn):
+    post, like, feed = setup_feed(conn)
+    with psycopg.connect(dsn) as first, psycopg.connect(dsn) as second:
+        first.execute(f"INSERT INTO {like} (user_id, post_id) VALUES (8, 1)")  # transaction left open
+        done = threading.Event()
+
+        def like_in_second():
+            second.execute(f"INSERT INTO {like} (user_id, post_id) VALUES (8, 2)")
+            second.commit()
+            done.set()
+
+        worker = threading.Thread(target=like_in_second)
+        worker.start()
+        assert not done.wait(0.5)  # waits for the first transaction's refresh
+        first.commit()
+        worker.join(10)
+    assert_profile(conn, post, like, feed, 8)

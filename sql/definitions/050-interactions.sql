@@ -246,6 +246,10 @@ DECLARE
 BEGIN
     IF cardinality(p_users) IS DISTINCT FROM 0 AND p_users IS NOT NULL THEN
         SELECT * INTO STRICT v_feed FROM pgfeed.feed_config WHERE feed_id = p_feed_id;
+        -- Serialize refreshes of a user: the next statement's snapshot then
+        -- includes the likes of a concurrent transaction that refreshed first.
+        PERFORM pg_advisory_xact_lock(p_feed_id, hashtext(u))
+           FROM (SELECT DISTINCT u FROM unnest(p_users) AS u ORDER BY u) AS s;
         EXECUTE format($q$
             WITH affected AS (
                 SELECT DISTINCT u::%4$s AS user_id FROM unnest($1::text[]) AS u
