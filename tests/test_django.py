@@ -67,8 +67,8 @@ def test_feed_queryset_is_the_feed_as_model_instances(models, conn):
     result = list(feed_queryset(Article, feed, 5, limit=6, exclude=[articles[6]]))
     assert [a.pk for a in result] == [i.item_id for i in expected]
     assert all(isinstance(a, Article) and a.title.startswith("note") for a in result)
-    for article, item in zip(result, expected):
-        assert (article.score, article.similarity, article.freshness, article.popularity) == pytest.approx(
-            (item.score, item.similarity, item.freshness, item.popularity))
+    for article, item in zip(result, expected):  # two transactions: freshness moved on a little
+        assert (article.similarity, article.popularity) == pytest.approx((item.similarity, item.popularity))
+        assert (article.score, article.freshness) == pytest.approx((item.score, item.freshness), abs=1e-3)
     assert result[0].body == "garden soil"  # the user liked garden notes
     assert len(list(feed_queryset(Article, feed, None))) == 12  # cold start, nothing seen
