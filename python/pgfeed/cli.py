@@ -6,6 +6,7 @@ import click
 import psycopg
 
 import pgfeed
+from pgfeed.connection import connection
 
 dsn_option = click.option(
     "--dsn", envvar="PGFEED_DSN", default="", show_default=False,
@@ -49,7 +50,7 @@ def _install(dsn: str, python_path: str | None) -> None:
 def status(dsn: str) -> None:
     """One line a feed: items, embedded, pending, failed, interactions, profiles."""
     columns = ["feed", "model", "items", "embedded", "pending", "failed", "interactions", "profiles"]
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    with connection(dsn) as conn:
         rows = [[str(row[c]) for c in columns] for row in pgfeed.status(conn)]
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
     for line in [columns, *rows]:
@@ -62,6 +63,6 @@ def status(dsn: str) -> None:
 @click.option("--force", is_flag=True, help="re-embed every item, not only new, changed or failed ones")
 def reembed(dsn: str, feed: str, force: bool) -> None:
     """Bring FEED's embeddings up to date with its content table."""
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    with connection(dsn) as conn:
         count = conn.execute("SELECT pgfeed.reembed(%s, force => %s)", [feed, force]).fetchone()[0]
     click.echo(f"{count} items embedded")
