@@ -19,6 +19,8 @@ from pgfeed.installer import default_python_path
 ROOT = Path(__file__).resolve().parents[1]
 HASHING = "pgfeed.encoders.hashing:HashingEncoder"
 FAILING = "pgfeed_test_encoders:FailingEncoder"
+SLOW = "pgfeed_test_encoders:SlowEncoder"
+POISON = "pgfeed_test_encoders:PoisonEncoder"
 TEST_DB = "pgfeed_test"
 
 

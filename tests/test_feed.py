@@ -143,3 +143,43 @@ def test_ordinary_role_reads_feeds_and_writes_its_tables_only(conn, dsn):
             app.execute("SELECT pgfeed.create_feed('mine')")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             app.execute("SELECT * FROM pgfeed.feed_config")
+
+
+def populate_large(conn, items=600):
+    """More items than the index streams first read, popularity spread by a seeded random like table."""
+    post, like = make_tables(conn)
+    feed = attach(conn, post, like, profile_size=10, **WEIGHTS)
+    conn.execute(f"""INSERT INTO {post} (title, body, created_at)
+                     SELECT 'post ' || g, (%s::text[])[g %% 5 + 1] || ' ' || (g %% 13) || ' ' || (g %% 29),
+                            now() - (g * 7 %% 601) * interval '11 minutes'
+                       FROM generate_series(1, %s) g""", [TOPICS, items])
+    ids = [r[0] for r in conn.execute(f"SELECT id FROM {post} ORDER BY id")]
+    rng = np.random.default_rng(7)
+    likes = [(int(u), int(ids[i])) for u, i in zip(rng.integers(100, 400, 3000), rng.zipf(1.3, 3000) % len(ids))]
+    likes += [(1, ids[i]) for i in range(0, items, 3)] + [(2, ids[i]) for i in (4, 9, 14)]
+    conn.cursor().executemany(f"INSERT INTO {like} (user_id, post_id) VALUES (%s, %s)", likes)
+    return post, like, feed
+
+
+@pytest.mark.parametrize("depth", [1, 6])
+def test_index_driven_feed_equals_the_exact_ranking(conn, dsn, depth):
+    """The threshold algorithm reads the index streams a few rows at a time
+    (search_depth), yet returns the exact top k with exact scores."""
+    post, like, feed = populate_large(conn)
+    conn.execute("SELECT pgfeed.alter_feed(%s, search_depth => %s)", [feed, depth])
+    for user_id in (1, 2, 150, None):
+        now, actual = feed_in_one_transaction(dsn, feed, user_id, limit=15)
+        compare(reference_feed(conn, post, like, user_id, now), actual, 15)
+
+
+def test_exclusions_never_shorten_the_feed(conn, dsn):
+    """User 1 has seen a third of the items and excludes the best 100 others:
+    every stream's first rows are filtered out, and the feed is still full."""
+    post, like, feed = populate_large(conn)
+    conn.execute("SELECT pgfeed.alter_feed(%s, search_depth => 1)", [feed])
+    best = [i.item_id for i in pgfeed.feed(conn, feed, 1, limit=100)]
+    now, actual = feed_in_one_transaction(dsn, feed, 1, limit=30, exclude=best)
+    assert len(actual) == 30 and not set(best) & {i.item_id for i in actual}
+    compare(reference_feed(conn, post, like, 1, now, exclude=set(best)), actual, 30)
+    eligible = 600 - 200 - 100
+    assert len(pgfeed.feed(conn, feed, 1, limit=1000, exclude=best)) == eligible

@@ -103,10 +103,10 @@ def test_popularity_counts_stay_exact(conn):
     conn.execute(f"UPDATE {like} SET post_id = 6 WHERE user_id % 4 = 0")
     conn.execute(f"INSERT INTO {like} (user_id, post_id) VALUES (100, 2), (100, 2)")  # a duplicate counts twice
     conn.execute(f"UPDATE {post} SET status = 'draft' WHERE id = 3")
-    conn.execute(f"UPDATE {post} SET status = 'published' WHERE id = 3")  # re-entry recounts from the log
+    conn.execute(f"UPDATE {post} SET status = 'published' WHERE id = 3")  # counts survive leaving the feed
     expected = dict(conn.execute(f"SELECT post_id, count(*) FROM {like} GROUP BY post_id").fetchall())
     actual = dict(conn.execute(
-        f"SELECT item_id, popularity FROM pgfeed.item_store_{feed_id(conn, feed)} WHERE popularity > 0").fetchall())
+        f"SELECT item_id, popularity FROM pgfeed.item_popularity_{feed_id(conn, feed)} WHERE popularity > 0").fetchall())
     assert actual == expected
 
 

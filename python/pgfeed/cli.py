@@ -1,11 +1,13 @@
-"""The `pgfeed` command: install or upgrade the bundle, show status, reembed."""
+"""The `pgfeed` command: install or upgrade the bundle, show status, reembed, run workers."""
 
 from __future__ import annotations
 
 import click
 import psycopg
+from tqdm import tqdm
 
 import pgfeed
+from pgfeed import worker as queue_worker
 from pgfeed.connection import connection
 
 dsn_option = click.option(
@@ -48,10 +50,11 @@ def _install(dsn: str, python_path: str | None) -> None:
 @main.command()
 @dsn_option
 def status(dsn: str) -> None:
-    """One line a feed: items, embedded, pending, failed, interactions, profiles."""
-    columns = ["feed", "model", "items", "embedded", "pending", "failed", "interactions", "profiles"]
+    """One line a feed: mode, model, items, embedded, pending, failed, oldest pending, interactions, profiles."""
+    columns = ["feed", "mode", "model", "items", "embedded", "pending", "failed", "oldest_pending",
+               "interactions", "profiles", "switching_to"]
     with connection(dsn) as conn:
-        rows = [[str(row[c]) for c in columns] for row in pgfeed.status(conn)]
+        rows = [["" if row[c] is None else str(row[c]) for c in columns] for row in pgfeed.status(conn)]
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
     for line in [columns, *rows]:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
@@ -61,8 +64,55 @@ def status(dsn: str) -> None:
 @dsn_option
 @click.argument("feed")
 @click.option("--force", is_flag=True, help="re-embed every item, not only new, changed or failed ones")
-def reembed(dsn: str, feed: str, force: bool) -> None:
-    """Bring FEED's embeddings up to date with its content table."""
+@click.option("--restart", is_flag=True, help="start from the first row instead of resuming an interrupted run")
+@click.option("--batch", default=512, show_default=True, help="content rows a transaction")
+@click.option("--quiet", is_flag=True, help="no progress bar")
+def reembed(dsn: str, feed: str, force: bool, restart: bool, batch: int, quiet: bool) -> None:
+    """Bring FEED's embeddings up to date with its content table.
+
+    Commits every batch; an interrupted run resumes where it stopped."""
     with connection(dsn) as conn:
-        count = conn.execute("SELECT pgfeed.reembed(%s, force => %s)", [feed, force]).fetchone()[0]
-    click.echo(f"{count} items embedded")
+        total = next((row["items"] for row in pgfeed.status(conn) if row["feed"] == feed), None)
+        embedded, first = 0, True
+        with tqdm(total=total, unit="row", desc=f"reembed {feed}", disable=quiet, dynamic_ncols=True) as bar:
+            while True:
+                rows, count, resumed_after = conn.execute(
+                    "SELECT * FROM pgfeed.reembed_batch(%s, %s, restart => %s, force => %s)",
+                    [feed, batch, first and restart, first and force]).fetchone()
+                if first and resumed_after is not None:
+                    bar.write(f"resuming after key {resumed_after}")
+                    bar.total = None
+                first = False
+                if rows == 0:
+                    break
+                embedded += count
+                bar.update(rows)
+    click.echo(f"{embedded} items embedded")
+
+
+@main.command()
+@dsn_option
+@click.option("--feed", default=None, help="only this feed's queue (default: every feed's)")
+@click.option("--batch", default=64, show_default=True, help="items claimed a transaction")
+@click.option("--drain", is_flag=True, help="exit once no work is ready instead of waiting for more")
+@click.option("--poll", default=5.0, show_default=True, help="seconds between checks for retries when idle")
+@click.option("--quiet", is_flag=True, help="no progress bar")
+def worker(dsn: str, feed: str | None, batch: int, drain: bool, poll: float, quiet: bool) -> None:
+    """Embed queued items (async feeds, failed embeddings, model switches).
+
+    Run as many as you like, on any machine; SIGTERM or Ctrl-C stops after the batch in progress."""
+    try:
+        totals = queue_worker.run(dsn, feed=feed, batch=batch, drain=drain, poll=poll, progress=not quiet)
+    except psycopg.Error as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{totals.embedded} embedded, {totals.failed} failed, in {totals.batches} batches")
+
+
+@main.command()
+@dsn_option
+@click.argument("feed", required=False)
+def retry(dsn: str, feed: str | None) -> None:
+    """Queue failed items again (of FEED, or of every feed) with their attempts reset."""
+    with connection(dsn) as conn:
+        count = conn.execute("SELECT pgfeed.retry(%s)", [feed]).fetchone()[0]
+    click.echo(f"{count} items queued again; `pgfeed worker` embeds them")

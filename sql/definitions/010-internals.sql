@@ -53,7 +53,16 @@ CREATE OR REPLACE FUNCTION pgfeed._item_store(p_feed_id integer) RETURNS text
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 SET search_path FROM CURRENT
 AS $$ SELECT 'pgfeed.item_store_' || p_feed_id $$;
-COMMENT ON FUNCTION pgfeed._item_store(integer) IS 'name of a feed''s item store: id, embedding, hash, time, popularity';
+COMMENT ON FUNCTION pgfeed._item_store(integer) IS 'name of a feed''s item store: id, embedding, text hash, time, model';
+
+-- Popularity lives apart from the item store: a like then never writes a new
+-- version of an item's row, which would add an entry to its HNSW index.
+CREATE OR REPLACE FUNCTION pgfeed._item_popularity(p_feed_id integer) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path FROM CURRENT
+AS $$ SELECT 'pgfeed.item_popularity_' || p_feed_id $$;
+COMMENT ON FUNCTION pgfeed._item_popularity(integer) IS
+    'name of a feed''s table of like counts: one row for every item in the store or liked';
 
 CREATE OR REPLACE FUNCTION pgfeed._interaction_log(p_feed_id integer) RETURNS text
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
@@ -168,3 +177,10 @@ AS $$
                 ELSE array_fill(p_factor::real, ARRAY[vector_dims(p_vector)])::vector * p_vector END
 $$;
 COMMENT ON FUNCTION pgfeed._scale(vector, float8) IS 'a vector multiplied by a scalar (an interaction''s weight)';
+
+CREATE OR REPLACE FUNCTION pgfeed._model_label(p_model text, p_dimensions integer) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path FROM CURRENT
+AS $$ SELECT p_model || '/' || p_dimensions $$;
+COMMENT ON FUNCTION pgfeed._model_label(text, integer) IS
+    'what is recorded on every stored vector and profile: the model spec (name and variant) and its dimension';

@@ -1,5 +1,33 @@
 -- Feeds: creating and dropping them, and detaching the tables they watch.
 
+CREATE OR REPLACE FUNCTION pgfeed._check_feed_config(p_feed pgfeed.feed_config) RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    IF least(p_feed.weight_similarity, p_feed.weight_freshness, p_feed.weight_popularity) < 0
+       OR p_feed.weight_similarity + p_feed.weight_freshness + p_feed.weight_popularity <= 0 THEN
+        RAISE EXCEPTION 'weights must be >= 0 and not all 0, got similarity %, freshness %, popularity %',
+                        p_feed.weight_similarity, p_feed.weight_freshness, p_feed.weight_popularity
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_feed.profile_size < 1 THEN
+        RAISE EXCEPTION 'profile_size must be at least 1, got %', p_feed.profile_size USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_feed.mode NOT IN ('sync', 'async') THEN
+        RAISE EXCEPTION 'mode must be sync or async, got %', quote_literal(p_feed.mode)
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'sync embeds before the statement ends; async queues the work for `pgfeed worker`';
+    END IF;
+    IF least(p_feed.max_attempts, p_feed.search_depth, p_feed.search_max_depth, p_feed.ef_search) < 1
+       OR p_feed.ef_search > 1000 THEN
+        RAISE EXCEPTION 'max_attempts, search_depth and search_max_depth must be at least 1, ef_search 1 to 1000'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION pgfeed._check_feed_config(pgfeed.feed_config) IS 'fails with a clear message on an invalid feed setting';
+
 CREATE OR REPLACE FUNCTION pgfeed.create_feed(
     name text,
     model text DEFAULT 'all-MiniLM-L6-v2',
@@ -8,37 +36,88 @@ CREATE OR REPLACE FUNCTION pgfeed.create_feed(
     weight_popularity float8 DEFAULT 0.2,
     profile_size integer DEFAULT 20,
     freshness_unit interval DEFAULT '1 hour',
-    popularity_saturation float8 DEFAULT 1000)
+    popularity_saturation float8 DEFAULT 1000,
+    mode text DEFAULT 'sync')
 RETURNS integer
 LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_feed_id integer;
+    v_feed pgfeed.feed_config;
 BEGIN
     IF EXISTS (SELECT 1 FROM pgfeed.feed_config c WHERE c.name = create_feed.name) THEN
         RAISE EXCEPTION 'feed "%" already exists', create_feed.name
             USING ERRCODE = 'duplicate_object',
                   HINT = format('pick another name, or drop it first with SELECT pgfeed.drop_feed(%L)', create_feed.name);
     END IF;
-    IF least(weight_similarity, weight_freshness, weight_popularity) < 0
-       OR weight_similarity + weight_freshness + weight_popularity <= 0 THEN
-        RAISE EXCEPTION 'weights must be >= 0 and not all 0, got similarity %, freshness %, popularity %',
-                        weight_similarity, weight_freshness, weight_popularity USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF profile_size < 1 THEN
-        RAISE EXCEPTION 'profile_size must be at least 1, got %', profile_size USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    v_feed := jsonb_populate_record(NULL::pgfeed.feed_config, jsonb_build_object(
+        'name', create_feed.name, 'model', create_feed.model, 'weight_similarity', weight_similarity,
+        'weight_freshness', weight_freshness, 'weight_popularity', weight_popularity, 'profile_size', profile_size,
+        'freshness_unit', freshness_unit, 'popularity_saturation', popularity_saturation, 'mode', create_feed.mode,
+        'max_attempts', 5, 'search_depth', 100, 'search_max_depth', 20000, 'ef_search', 100));
+    PERFORM pgfeed._check_feed_config(v_feed);
     INSERT INTO pgfeed.feed_config (name, model, dimensions, weight_similarity, weight_freshness, weight_popularity,
-                                    profile_size, freshness_unit, popularity_saturation)
-    VALUES (create_feed.name, create_feed.model, pgfeed._model_dimensions(create_feed.model),
-            weight_similarity, weight_freshness, weight_popularity, profile_size, freshness_unit, popularity_saturation)
-    RETURNING feed_id INTO v_feed_id;
-    RETURN v_feed_id;
+                                    profile_size, freshness_unit, popularity_saturation, mode)
+    VALUES (v_feed.name, v_feed.model, pgfeed._model_dimensions(v_feed.model),
+            v_feed.weight_similarity, v_feed.weight_freshness, v_feed.weight_popularity, v_feed.profile_size,
+            v_feed.freshness_unit, v_feed.popularity_saturation, v_feed.mode)
+    RETURNING feed_id INTO v_feed.feed_id;
+    RETURN v_feed.feed_id;
 END
 $$;
-COMMENT ON FUNCTION pgfeed.create_feed(text, text, float8, float8, float8, integer, interval, float8) IS
-    'registers a feed: its model, score weights (similarity, freshness, popularity) and profile size; returns its id';
+COMMENT ON FUNCTION pgfeed.create_feed(text, text, float8, float8, float8, integer, interval, float8, text) IS
+    'registers a feed: its model, score weights (similarity, freshness, popularity), profile size and mode '
+    '(sync or async); returns its id';
+
+CREATE OR REPLACE FUNCTION pgfeed.alter_feed(
+    name text,
+    mode text DEFAULT NULL,
+    model text DEFAULT NULL,
+    weight_similarity float8 DEFAULT NULL,
+    weight_freshness float8 DEFAULT NULL,
+    weight_popularity float8 DEFAULT NULL,
+    profile_size integer DEFAULT NULL,
+    freshness_unit interval DEFAULT NULL,
+    popularity_saturation float8 DEFAULT NULL,
+    max_attempts integer DEFAULT NULL,
+    search_depth integer DEFAULT NULL,
+    search_max_depth integer DEFAULT NULL,
+    ef_search integer DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_old pgfeed.feed_config := pgfeed._feed(alter_feed.name);
+    v_new pgfeed.feed_config;
+BEGIN
+    -- the settings given (not NULL) over the current ones
+    v_new := jsonb_populate_record(v_old, jsonb_strip_nulls(jsonb_build_object(
+        'mode', alter_feed.mode, 'weight_similarity', weight_similarity, 'weight_freshness', weight_freshness,
+        'weight_popularity', weight_popularity, 'profile_size', profile_size, 'freshness_unit', freshness_unit,
+        'popularity_saturation', popularity_saturation, 'max_attempts', max_attempts, 'search_depth', search_depth,
+        'search_max_depth', search_max_depth, 'ef_search', ef_search)));
+    PERFORM pgfeed._check_feed_config(v_new);
+    UPDATE pgfeed.feed_config c
+       SET mode = v_new.mode, weight_similarity = v_new.weight_similarity, weight_freshness = v_new.weight_freshness,
+           weight_popularity = v_new.weight_popularity, profile_size = v_new.profile_size,
+           freshness_unit = v_new.freshness_unit, popularity_saturation = v_new.popularity_saturation,
+           max_attempts = v_new.max_attempts, search_depth = v_new.search_depth,
+           search_max_depth = v_new.search_max_depth, ef_search = v_new.ef_search
+     WHERE c.feed_id = v_old.feed_id;
+    IF v_new.profile_size <> v_old.profile_size AND v_old.user_type IS NOT NULL THEN
+        EXECUTE format('SELECT pgfeed._refresh_profiles($1, ARRAY(SELECT DISTINCT user_id::text FROM %s))',
+                       pgfeed._interaction_log(v_old.feed_id)) USING v_old.feed_id;
+    END IF;
+    IF alter_feed.model IS NOT NULL AND alter_feed.model IS DISTINCT FROM coalesce(v_old.next_model, v_old.model) THEN
+        PERFORM pgfeed._switch_model(v_old.feed_id, alter_feed.model);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION pgfeed.alter_feed(text, text, text, float8, float8, float8, integer, interval, float8, integer, integer,
+                                      integer, integer) IS
+    'changes a feed''s settings (those given); a new model is embedded in the background by `pgfeed worker` '
+    'while the feed keeps serving the old vectors, and replaces them once complete';
 
 CREATE OR REPLACE FUNCTION pgfeed.detach(feed text, source regclass DEFAULT NULL) RETURNS void
 LANGUAGE plpgsql VOLATILE
@@ -59,10 +138,13 @@ BEGIN
         IF v_content.feed_id IS NOT NULL THEN
             PERFORM pgfeed._drop_triggers(v_content.source, pgfeed._content_trigger_prefix(v_feed.feed_id));
         END IF;
-        EXECUTE format('DROP TABLE IF EXISTS %s, %s, %s', pgfeed._item_store(v_feed.feed_id),
-                       pgfeed._interaction_log(v_feed.feed_id), pgfeed._profile(v_feed.feed_id));
+        EXECUTE format('DROP TABLE IF EXISTS %s, %s, %s, %s', pgfeed._item_store(v_feed.feed_id),
+                       pgfeed._item_popularity(v_feed.feed_id), pgfeed._interaction_log(v_feed.feed_id),
+                       pgfeed._profile(v_feed.feed_id));
         DELETE FROM pgfeed.interaction_source WHERE feed_id = v_feed.feed_id;
         DELETE FROM pgfeed.content_source WHERE feed_id = v_feed.feed_id;
+        DELETE FROM pgfeed.embedding_queue WHERE feed_id = v_feed.feed_id;
+        DELETE FROM pgfeed.reembed_progress WHERE feed_id = v_feed.feed_id;
         UPDATE pgfeed.feed_config SET item_type = NULL, user_type = NULL WHERE feed_id = v_feed.feed_id;
         RETURN;
     END IF;

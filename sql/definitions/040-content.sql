@@ -91,17 +91,22 @@ BEGIN
             embedding   vector(%3$s),
             text_hash   text,
             created_at  timestamptz,
-            popularity  bigint NOT NULL DEFAULT 0,
             model       text,
             error       text,
             embedded_at timestamptz
         );
         CREATE INDEX ON %1$s USING hnsw (embedding vector_cosine_ops);
         CREATE INDEX ON %1$s (created_at);
-        CREATE INDEX ON %1$s (popularity);
         COMMENT ON TABLE %1$s IS %4$L;
+        CREATE TABLE %5$s (
+            item_id    %2$s PRIMARY KEY,
+            popularity bigint NOT NULL DEFAULT 0
+        );
+        CREATE INDEX ON %5$s (popularity);
+        COMMENT ON TABLE %5$s IS %6$L;
         $ddl$, v_store, v_item_kind, v_feed.dimensions,
-        format('pgfeed item store of feed %s (content from %s)', feed, source));
+        format('pgfeed item store of feed %s (content from %s)', feed, source),
+        pgfeed._item_popularity(v_feed.feed_id), format('pgfeed like counts of feed %s', feed));
 
     INSERT INTO pgfeed.content_source (feed_id, source, id_column, text_expression, created_at_column, condition)
     VALUES (v_feed.feed_id, source, id_column, attach_content.text, created_at_column, condition);
@@ -131,6 +136,10 @@ DECLARE
     v_eligible boolean[];
     v_max text;
 BEGIN
+    -- A bulk load may skip pgfeed on purpose; pgfeed.reembed() catches up.
+    IF current_setting('pgfeed.skip_content_triggers', true) = 'on' THEN
+        RETURN NULL;
+    END IF;
     SELECT * INTO STRICT v_source FROM pgfeed.content_source WHERE feed_id = TG_ARGV[0]::integer;
     IF TG_OP = 'TRUNCATE' THEN
         PERFORM pgfeed._remove_all_items(v_source.feed_id);
@@ -147,22 +156,27 @@ BEGIN
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
         -- Transition tables are visible only here, not in the functions this one calls.
         EXECUTE pgfeed._content_rows_sql(v_source, 'pgfeed_new') INTO v_ids, v_texts, v_created, v_eligible, v_max;
-        PERFORM pgfeed._sync_items(v_source.feed_id, v_ids, v_texts, v_created, v_eligible);
+        PERFORM pgfeed._sync_items(v_source.feed_id, v_ids, v_texts, v_created, v_eligible,
+                                   CASE (SELECT mode FROM pgfeed.feed_config WHERE feed_id = v_source.feed_id)
+                                        WHEN 'async' THEN 'queue' ELSE 'now' END);
     END IF;
     RETURN NULL;
 END
 $$;
 COMMENT ON FUNCTION pgfeed._content_trigger() IS
-    'statement-level trigger on a content table: one batched embedding call a statement';
+    'statement-level trigger on a content table: one batched embedding call a statement (sync feeds), '
+    'or one queue insert (async feeds)';
 
 CREATE OR REPLACE FUNCTION pgfeed._sync_items(
-    p_feed_id integer, p_ids text[], p_texts text[], p_created timestamptz[], p_eligible boolean[])
+    p_feed_id integer, p_ids text[], p_texts text[], p_created timestamptz[], p_eligible boolean[],
+    p_embed text DEFAULT 'now')
 RETURNS integer
 LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
 AS $$
 DECLARE
     v_feed pgfeed.feed_config;
+    v_source pgfeed.content_source;
     v_store text := pgfeed._item_store(p_feed_id);
     v_removed text[];
     v_ids text[];
@@ -171,7 +185,7 @@ DECLARE
     v_encodable integer[];
     v_vectors vector[];
     v_error text;
-    v_popularity text;
+    v_still_current text := '';
 BEGIN
     IF p_ids IS NULL THEN
         RETURN 0;
@@ -202,29 +216,46 @@ BEGIN
     IF v_ids IS NULL THEN
         RETURN 0;
     END IF;
+    IF p_embed = 'queue' THEN
+        PERFORM pgfeed._enqueue(p_feed_id, v_ids);
+        RETURN 0;
+    END IF;
 
     -- One model call for the statement (the encoder batches inside). NULL or
-    -- blank texts cannot be embedded: they are kept as failed items, and so is
-    -- the whole batch if the encoder fails, so that the user's write commits.
+    -- blank texts cannot be embedded: they are kept as failed items. When the
+    -- encoder fails, the whole batch is kept as failed and queued for a worker
+    -- so that the user's write commits; a worker ('raise') lets it propagate.
     v_encodable := ARRAY(SELECT i FROM generate_subscripts(v_texts, 1) AS i WHERE v_texts[i] ~ '[^[:space:]]');
     IF cardinality(v_encodable) > 0 THEN
         BEGIN
             v_vectors := pgfeed._encode(ARRAY(SELECT v_texts[i] FROM unnest(v_encodable) AS i), v_feed.model);
         EXCEPTION WHEN OTHERS THEN
+            IF p_embed = 'raise' THEN
+                RAISE;
+            END IF;
             v_error := format('encoder %s failed: %s', v_feed.model, SQLERRM);
-            RAISE WARNING 'pgfeed: feed "%": % item(s) saved without embedding: %', v_feed.name, cardinality(v_encodable), v_error
-                USING HINT = format('once the encoder works, embed them with SELECT pgfeed.reembed(%L)', v_feed.name);
+            RAISE WARNING 'pgfeed: feed "%": % item(s) saved without embedding and queued: %',
+                          v_feed.name, cardinality(v_encodable), v_error
+                USING HINT = 'run `pgfeed worker` once the encoder works, or SELECT pgfeed.reembed(...)';
+            PERFORM pgfeed._enqueue(p_feed_id, ARRAY(SELECT v_ids[i] FROM unnest(v_encodable) AS i), v_error);
         END;
     END IF;
 
-    v_popularity := CASE WHEN v_feed.user_type IS NULL THEN '0' ELSE format(
-        '(SELECT count(*) FROM %s l WHERE l.item_id = u.id::%s AND l.weight > 0)',
-        pgfeed._interaction_log(p_feed_id), v_feed.item_type) END;
+    IF p_embed = 'raise' THEN
+        -- A worker read these rows a while ago: store only what is still their
+        -- current text, so that a concurrent delete or edit wins.
+        SELECT * INTO STRICT v_source FROM pgfeed.content_source WHERE feed_id = p_feed_id;
+        v_still_current := format('WHERE EXISTS (SELECT FROM %s r WHERE r.%I = u.id::%s AND (%s) '
+                                  'AND ((%s)::text) IS NOT DISTINCT FROM u.body)',
+                                  v_source.source, v_source.id_column, v_feed.item_type,
+                                  coalesce(v_source.condition, 'true'), v_source.text_expression);
+    END IF;
     EXECUTE format($q$
-        INSERT INTO %1$s AS s (item_id, embedding, text_hash, created_at, popularity, model, error, embedded_at)
+        WITH stored AS (
+        INSERT INTO %1$s AS s (item_id, embedding, text_hash, created_at, model, error, embedded_at)
         SELECT u.id::%2$s, e.embedding,
                CASE WHEN e.embedding IS NOT NULL OR u.body !~ '[^[:space:]]' THEN md5(u.body) END,
-               u.created, %3$s, $6,
+               u.created, $6,
                CASE WHEN e.embedding IS NOT NULL THEN NULL
                     WHEN u.body IS NULL THEN 'text expression is NULL'
                     WHEN u.body !~ '[^[:space:]]' THEN 'text expression is empty'
@@ -232,19 +263,28 @@ BEGIN
                now()
           FROM unnest($1, $2, $3) WITH ORDINALITY AS u(id, body, created, ord)
           LEFT JOIN unnest($4, $7) AS e(ord, embedding) ON e.ord = u.ord
+          %4$s
         ON CONFLICT (item_id) DO UPDATE
            SET embedding = EXCLUDED.embedding, text_hash = EXCLUDED.text_hash, created_at = EXCLUDED.created_at,
                model = EXCLUDED.model, error = EXCLUDED.error, embedded_at = EXCLUDED.embedded_at
-        $q$, v_store, v_feed.item_type, v_popularity)
-       USING v_ids, v_texts, v_created, v_encodable, v_error, v_feed.model, v_vectors;
+        RETURNING item_id
+        )
+        -- every stored item has a like count, so the popularity stream reaches all of them
+        INSERT INTO %3$s (item_id) SELECT item_id FROM stored ON CONFLICT (item_id) DO NOTHING
+        $q$, v_store, v_feed.item_type, pgfeed._item_popularity(p_feed_id), v_still_current)
+       USING v_ids, v_texts, v_created, v_encodable, v_error, pgfeed._model_label(v_feed.model, v_feed.dimensions),
+             v_vectors;
 
+    IF v_error IS NULL THEN
+        PERFORM pgfeed._dequeue(p_feed_id, v_ids);  -- earlier queued work on them is done
+    END IF;
     PERFORM pgfeed._refresh_profiles_of_items(p_feed_id, v_ids);
     RETURN coalesce(cardinality(v_vectors), 0);
 END
 $$;
-COMMENT ON FUNCTION pgfeed._sync_items(integer, text[], text[], timestamptz[], boolean[]) IS
-    'brings content rows into a feed''s item store: embeds new or changed text, keeps failures, drops ineligible rows; '
-    'returns how many were embedded';
+COMMENT ON FUNCTION pgfeed._sync_items(integer, text[], text[], timestamptz[], boolean[], text) IS
+    'brings content rows into a feed''s item store: embeds new or changed text (p_embed now or raise) or queues it '
+    '(queue), keeps failures, drops ineligible rows; returns how many were embedded';
 
 CREATE OR REPLACE FUNCTION pgfeed._remove_items(p_feed_id integer, p_ids text[]) RETURNS void
 LANGUAGE plpgsql VOLATILE
@@ -277,46 +317,123 @@ END
 $$;
 COMMENT ON FUNCTION pgfeed._remove_all_items(integer) IS 'empties a feed''s item store (its content table was truncated)';
 
+CREATE OR REPLACE FUNCTION pgfeed._content_source(p_feed pgfeed.feed_config) RETURNS pgfeed.content_source
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_source pgfeed.content_source;
+BEGIN
+    SELECT * INTO v_source FROM pgfeed.content_source WHERE feed_id = p_feed.feed_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'feed "%" has no content table', p_feed.name
+            USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'attach one with pgfeed.attach_content(...)';
+    END IF;
+    RETURN v_source;
+END
+$$;
+COMMENT ON FUNCTION pgfeed._content_source(pgfeed.feed_config) IS 'the content table of a feed, or a clear error';
+
+CREATE OR REPLACE FUNCTION pgfeed._reembed_page(p_feed pgfeed.feed_config, p_after text, p_size integer,
+                                                OUT rows integer, OUT embedded integer, OUT last_key text)
+LANGUAGE plpgsql VOLATILE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_source pgfeed.content_source := pgfeed._content_source(p_feed);
+    v_ids text[]; v_texts text[]; v_created timestamptz[]; v_eligible boolean[];
+BEGIN
+    -- keyset paging through the content table: resumable from any key
+    EXECUTE pgfeed._content_rows_sql(v_source, format(
+                '(SELECT * FROM %1$s WHERE $1 IS NULL OR %2$I > $1::%3$s ORDER BY %2$I LIMIT %4$s) AS r',
+                v_source.source, v_source.id_column, p_feed.item_type, p_size))
+       INTO v_ids, v_texts, v_created, v_eligible, last_key USING p_after;
+    rows := coalesce(cardinality(v_ids), 0);
+    embedded := pgfeed._sync_items(p_feed.feed_id, v_ids, v_texts, v_created, v_eligible);
+END
+$$;
+COMMENT ON FUNCTION pgfeed._reembed_page(pgfeed.feed_config, text, integer) IS
+    'embeds (if needed) the content rows after a key, one page; returns the page''s size, embedded count and last key';
+
+CREATE OR REPLACE FUNCTION pgfeed._remove_gone_items(p_feed pgfeed.feed_config) RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_source pgfeed.content_source := pgfeed._content_source(p_feed);
+    v_gone text[];
+BEGIN
+    EXECUTE format('SELECT array_agg(s.item_id::text) FROM %s s WHERE NOT EXISTS (SELECT FROM %s r WHERE r.%I = s.item_id)',
+                   pgfeed._item_store(p_feed.feed_id), v_source.source, v_source.id_column)
+       INTO v_gone;
+    PERFORM pgfeed._remove_items(p_feed.feed_id, v_gone);
+END
+$$;
+COMMENT ON FUNCTION pgfeed._remove_gone_items(pgfeed.feed_config) IS
+    'removes items whose content row is gone (deleted while the triggers were skipped)';
+
 CREATE OR REPLACE FUNCTION pgfeed.reembed(feed text, force boolean DEFAULT false) RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
 AS $$
 DECLARE
     v_feed pgfeed.feed_config := pgfeed._feed(feed);
-    v_source pgfeed.content_source;
-    v_store text := pgfeed._item_store(v_feed.feed_id);
-    v_gone text[];
-    v_ids text[];
-    v_texts text[];
-    v_created timestamptz[];
-    v_eligible boolean[];
+    v_page record;
     v_after text;
     v_embedded bigint := 0;
 BEGIN
-    SELECT * INTO v_source FROM pgfeed.content_source WHERE feed_id = v_feed.feed_id;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'feed "%" has no content table', feed
-            USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'attach one with pgfeed.attach_content(...)';
-    END IF;
+    PERFORM pgfeed._content_source(v_feed);
     IF force THEN
-        EXECUTE format('UPDATE %s SET text_hash = NULL', v_store);
+        EXECUTE format('UPDATE %s SET text_hash = NULL', pgfeed._item_store(v_feed.feed_id));
     END IF;
-    EXECUTE format('SELECT array_agg(s.item_id::text) FROM %s s WHERE NOT EXISTS (SELECT FROM %s r WHERE r.%I = s.item_id)',
-                   v_store, v_source.source, v_source.id_column)
-       INTO v_gone;
-    PERFORM pgfeed._remove_items(v_feed.feed_id, v_gone);
-    -- page through the content table by key, one batch a page
+    PERFORM pgfeed._remove_gone_items(v_feed);
     LOOP
-        EXECUTE pgfeed._content_rows_sql(v_source, format(
-                    '(SELECT * FROM %1$s WHERE $1 IS NULL OR %2$I > $1::%3$s ORDER BY %2$I LIMIT 512) AS r',
-                    v_source.source, v_source.id_column, v_feed.item_type))
-           INTO v_ids, v_texts, v_created, v_eligible, v_after USING v_after;
-        EXIT WHEN v_ids IS NULL;
-        v_embedded := v_embedded + pgfeed._sync_items(v_feed.feed_id, v_ids, v_texts, v_created, v_eligible);
+        v_page := pgfeed._reembed_page(v_feed, v_after, 512);
+        EXIT WHEN v_page.rows = 0;
+        v_embedded := v_embedded + v_page.embedded;
+        v_after := v_page.last_key;
     END LOOP;
     RETURN v_embedded;
 END
 $$;
 COMMENT ON FUNCTION pgfeed.reembed(text, boolean) IS
-    'brings a feed''s item store up to date with its content table (backfill, retry of failures; '
-    'force re-embeds everything); returns how many items were embedded';
+    'brings a feed''s item store up to date with its content table in one transaction (backfill, retry of failures; '
+    'force re-embeds everything); returns how many items were embedded. `pgfeed reembed` does it in batches';
+
+CREATE OR REPLACE FUNCTION pgfeed.reembed_batch(
+    feed text, size integer DEFAULT 512, restart boolean DEFAULT false, force boolean DEFAULT false)
+RETURNS TABLE (rows integer, embedded integer, resumed_after text)
+LANGUAGE plpgsql VOLATILE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_feed pgfeed.feed_config := pgfeed._feed(feed);
+    v_page record;
+BEGIN
+    PERFORM pgfeed._content_source(v_feed);
+    IF size IS NULL OR size < 1 THEN
+        RAISE EXCEPTION 'size must be at least 1, got %', coalesce(size::text, 'NULL') USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF restart OR force THEN
+        DELETE FROM pgfeed.reembed_progress p WHERE p.feed_id = v_feed.feed_id;
+    END IF;
+    IF force THEN
+        -- committed with the first page: a resumed run still re-embeds the rest
+        EXECUTE format('UPDATE %s SET text_hash = NULL', pgfeed._item_store(v_feed.feed_id));
+    END IF;
+    SELECT p.after_key INTO resumed_after FROM pgfeed.reembed_progress p WHERE p.feed_id = v_feed.feed_id;
+    v_page := pgfeed._reembed_page(v_feed, resumed_after, size);
+    rows := v_page.rows; embedded := v_page.embedded;
+    IF v_page.rows = 0 THEN
+        PERFORM pgfeed._remove_gone_items(v_feed);
+        DELETE FROM pgfeed.reembed_progress p WHERE p.feed_id = v_feed.feed_id;
+    ELSE
+        INSERT INTO pgfeed.reembed_progress AS p (feed_id, after_key) VALUES (v_feed.feed_id, v_page.last_key)
+        ON CONFLICT (feed_id) DO UPDATE SET after_key = EXCLUDED.after_key, updated_at = now();
+    END IF;
+    RETURN NEXT;
+END
+$$;
+COMMENT ON FUNCTION pgfeed.reembed_batch(text, integer, boolean, boolean) IS
+    'one page of a resumable reembed, to be called (each in its own transaction) until it returns 0 rows: embeds the '
+    'content rows after the last committed key and records the new one; restart starts over, force re-embeds all';

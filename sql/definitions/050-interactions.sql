@@ -191,17 +191,17 @@ BEGIN
              WHERE u IS NOT NULL AND i IS NOT NULL
             RETURNING user_id, item_id, weight
         ), counted AS (
-            UPDATE %1$s s SET popularity = s.popularity + d.delta
-              FROM (SELECT item_id, sum(delta) AS delta
-                      FROM (SELECT item_id, -1 AS delta FROM removed WHERE weight > 0
-                            UNION ALL
-                            SELECT item_id, 1 FROM added WHERE weight > 0) AS z
-                     GROUP BY item_id) AS d
-             WHERE s.item_id = d.item_id AND d.delta <> 0
+            INSERT INTO %1$s AS p (item_id, popularity)
+            SELECT item_id, sum(delta)
+              FROM (SELECT item_id, -1 AS delta FROM removed WHERE weight > 0
+                    UNION ALL
+                    SELECT item_id, 1 FROM added WHERE weight > 0) AS z
+             GROUP BY item_id HAVING sum(delta) <> 0
+            ON CONFLICT (item_id) DO UPDATE SET popularity = p.popularity + EXCLUDED.popularity
         )
         SELECT array_agg(DISTINCT user_id::text)
           FROM (SELECT user_id FROM removed UNION ALL SELECT user_id FROM added) AS t
-        $q$, pgfeed._item_store(v_feed.feed_id), pgfeed._interaction_log(v_feed.feed_id),
+        $q$, pgfeed._item_popularity(v_feed.feed_id), pgfeed._interaction_log(v_feed.feed_id),
         v_feed.user_type, v_feed.item_type)
        INTO v_users
        USING p_old_users, p_old_items, p_old_created, p_new_users, p_new_items, p_new_created,
@@ -224,12 +224,12 @@ BEGIN
         WITH removed AS (
             DELETE FROM %2$s WHERE source_id = $1 RETURNING user_id, item_id, weight
         ), counted AS (
-            UPDATE %1$s s SET popularity = s.popularity - d.n
+            UPDATE %1$s p SET popularity = p.popularity - d.n
               FROM (SELECT item_id, count(*) AS n FROM removed WHERE weight > 0 GROUP BY item_id) AS d
-             WHERE s.item_id = d.item_id
+             WHERE p.item_id = d.item_id
         )
         SELECT array_agg(DISTINCT user_id::text) FROM removed
-        $q$, pgfeed._item_store(v_feed_id), pgfeed._interaction_log(v_feed_id))
+        $q$, pgfeed._item_popularity(v_feed_id), pgfeed._interaction_log(v_feed_id))
        INTO v_users USING p_source_id;
     PERFORM pgfeed._refresh_profiles(v_feed_id, v_users);
 END
@@ -277,7 +277,7 @@ BEGIN
                    model = EXCLUDED.model, updated_at = EXCLUDED.updated_at
             $q$, pgfeed._item_store(p_feed_id), pgfeed._interaction_log(p_feed_id), pgfeed._profile(p_feed_id),
             v_feed.user_type)
-           USING p_users, v_feed.profile_size, v_feed.model;
+           USING p_users, v_feed.profile_size, pgfeed._model_label(v_feed.model, v_feed.dimensions);
     END IF;
 END
 $$;

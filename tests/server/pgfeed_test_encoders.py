@@ -8,3 +8,31 @@ class FailingEncoder:
 
     def encode(self, texts):
         raise RuntimeError("the model crashed")
+
+
+class SlowEncoder:
+    """The hashing encoder at a language model's pace (5 ms a text), so that
+    workers overlap and can be killed mid-batch."""
+
+    dimension = 384
+
+    def encode(self, texts):
+        import time
+
+        from pgfeed.encoders.hashing import HashingEncoder
+
+        time.sleep(0.005 * len(texts))
+        return HashingEncoder().encode(texts)
+
+
+class PoisonEncoder:
+    """The hashing encoder, except that any batch holding the word 'poison' fails."""
+
+    dimension = 384
+
+    def encode(self, texts):
+        from pgfeed.encoders.hashing import HashingEncoder
+
+        if any("poison" in text for text in texts):
+            raise ValueError("cannot embed a poisoned text")
+        return HashingEncoder().encode(texts)

@@ -1,0 +1,170 @@
+-- The embedding queue: async feeds' content triggers and failed sync
+-- embeddings put item keys here; pgfeed.work() (run by `pgfeed worker`)
+-- embeds them in batches. Failed work is retried with backoff, isolated
+-- from its batch, and after max_attempts kept as failed, never dropped.
+
+CREATE OR REPLACE FUNCTION pgfeed._enqueue(p_feed_id integer, p_ids text[], p_error text DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    IF cardinality(p_ids) > 0 THEN
+        INSERT INTO pgfeed.embedding_queue (feed_id, item_id, attempts, last_error)
+        SELECT p_feed_id, id, CASE WHEN p_error IS NULL THEN 0 ELSE 1 END, p_error FROM unnest(p_ids) AS id;
+        -- one notification a transaction and feed: PostgreSQL folds duplicates
+        PERFORM pg_notify('pgfeed_queue', p_feed_id::text);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION pgfeed._enqueue(integer, text[], text) IS
+    'queues items of a feed for a worker and wakes the workers listening on channel pgfeed_queue';
+
+CREATE OR REPLACE FUNCTION pgfeed._dequeue(p_feed_id integer, p_ids text[]) RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    IF cardinality(p_ids) > 0 THEN
+        -- Rows another worker holds are left to it; the hash makes them free.
+        DELETE FROM pgfeed.embedding_queue WHERE seq IN (
+            SELECT seq FROM pgfeed.embedding_queue
+             WHERE feed_id = p_feed_id AND item_id = ANY (p_ids)
+               FOR UPDATE SKIP LOCKED);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION pgfeed._dequeue(integer, text[]) IS 'removes queued work on items that have just been embedded';
+
+CREATE OR REPLACE FUNCTION pgfeed._item_lock(p_feed_id integer, p_item_id text) RETURNS bigint
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path FROM CURRENT
+AS $$ SELECT (p_feed_id::bigint << 32) | (hashtext(p_item_id)::bigint & 4294967295) $$;
+COMMENT ON FUNCTION pgfeed._item_lock(integer, text) IS
+    'advisory lock key of one item of a feed (single-bigint keys: apart from the per-user profile locks)';
+
+CREATE OR REPLACE FUNCTION pgfeed.work(feed text DEFAULT NULL, batch integer DEFAULT 64)
+RETURNS TABLE (feed_name text, claimed integer, embedded integer, failed integer)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_feed pgfeed.feed_config;
+    v_source pgfeed.content_source;
+    v_seqs bigint[];
+    v_items text[];
+    v_ids text[]; v_texts text[]; v_created timestamptz[]; v_eligible boolean[]; v_max text;
+    v_done text[];
+    v_item text;
+BEGIN
+    IF batch IS NULL OR batch < 1 THEN
+        RAISE EXCEPTION 'batch must be at least 1, got %', coalesce(batch::text, 'NULL') USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF work.feed IS NOT NULL THEN
+        PERFORM pgfeed._feed(work.feed);  -- a clear error for an unknown feed
+    END IF;
+    -- the feed with the oldest ready work first
+    FOR v_feed IN
+        SELECT c.* FROM pgfeed.feed_config c
+          JOIN pgfeed.content_source s ON s.feed_id = c.feed_id
+          JOIN LATERAL (SELECT min(q.seq) AS first FROM pgfeed.embedding_queue q
+                         WHERE q.feed_id = c.feed_id AND q.failed_at IS NULL AND q.not_before <= now()) AS q ON q.first IS NOT NULL
+         WHERE work.feed IS NULL OR c.name = work.feed
+         ORDER BY q.first
+    LOOP
+        -- Claim a batch; rows another worker holds are skipped, not waited for.
+        WITH claim AS (
+            SELECT q.seq, q.item_id FROM pgfeed.embedding_queue q
+             WHERE q.feed_id = v_feed.feed_id AND q.failed_at IS NULL AND q.not_before <= now()
+             ORDER BY q.seq LIMIT batch
+               FOR UPDATE SKIP LOCKED
+        )
+        SELECT array_agg(seq), array_agg(DISTINCT item_id) INTO v_seqs, v_items FROM claim;
+        CONTINUE WHEN v_seqs IS NULL;
+        -- An item queued twice is embedded by one worker at a time.
+        v_items := ARRAY(SELECT i FROM unnest(v_items) AS i
+                          WHERE pg_try_advisory_xact_lock(pgfeed._item_lock(v_feed.feed_id, i)));
+        v_seqs := ARRAY(SELECT seq FROM pgfeed.embedding_queue WHERE seq = ANY (v_seqs) AND item_id = ANY (v_items));
+        SELECT * INTO STRICT v_source FROM pgfeed.content_source WHERE feed_id = v_feed.feed_id;
+        EXECUTE pgfeed._content_rows_sql(v_source, format('(SELECT * FROM %s WHERE %I = ANY ($1::%s[])) AS r',
+                                                          v_source.source, v_source.id_column, v_feed.item_type))
+           INTO v_ids, v_texts, v_created, v_eligible, v_max USING v_items;
+        feed_name := v_feed.name; claimed := cardinality(v_items); embedded := 0; failed := 0;
+        BEGIN
+            embedded := pgfeed._sync_items(v_feed.feed_id, v_ids, v_texts, v_created, v_eligible, 'raise');
+            v_done := v_items;  -- rows deleted since they were queued count as done too
+        EXCEPTION WHEN OTHERS THEN
+            -- Isolate what fails: each item alone, so one poison row does not hold back its batch.
+            v_done := ARRAY(SELECT i FROM unnest(v_items) AS i WHERE NOT i = ANY (coalesce(v_ids, '{}')));
+            FOR v_item IN SELECT unnest(v_ids) LOOP
+                BEGIN
+                    embedded := embedded + pgfeed._sync_items(
+                        v_feed.feed_id, ARRAY[v_item],
+                        ARRAY(SELECT t FROM unnest(v_ids, v_texts) AS u(i, t) WHERE i = v_item),
+                        ARRAY(SELECT c FROM unnest(v_ids, v_created) AS u(i, c) WHERE i = v_item),
+                        ARRAY(SELECT e FROM unnest(v_ids, v_eligible) AS u(i, e) WHERE i = v_item), 'raise');
+                    v_done := v_done || v_item;
+                EXCEPTION WHEN OTHERS THEN
+                    failed := failed + 1;
+                    UPDATE pgfeed.embedding_queue q
+                       SET attempts = q.attempts + 1, last_error = SQLERRM,
+                           not_before = now() + least(interval '1 second' * 2 ^ q.attempts, interval '1 hour'),
+                           failed_at = CASE WHEN q.attempts + 1 >= v_feed.max_attempts THEN now() END
+                     WHERE q.seq = ANY (v_seqs) AND q.item_id = v_item;
+                END;
+            END LOOP;
+        END;
+        DELETE FROM pgfeed.embedding_queue q WHERE q.seq = ANY (v_seqs) AND q.item_id = ANY (v_done);
+        PERFORM pgfeed._dequeue(v_feed.feed_id, v_done);  -- and any failed or later rows of the same items
+        RETURN NEXT;
+        RETURN;  -- one batch a call: the caller commits it
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION pgfeed.work(text, integer) IS
+    'embeds one batch of queued items (of one feed, or of the feed with the oldest work); returns nothing when '
+    'no work is ready; items that fail are retried with backoff and kept as failed after max_attempts';
+
+CREATE OR REPLACE FUNCTION pgfeed.retry(feed text DEFAULT NULL) RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_feed pgfeed.feed_config;
+    v_failed text[];
+    v_count bigint := 0;
+    v_requeued bigint;
+BEGIN
+    IF retry.feed IS NOT NULL THEN
+        PERFORM pgfeed._feed(retry.feed);
+    END IF;
+    FOR v_feed IN SELECT * FROM pgfeed.feed_config c WHERE retry.feed IS NULL OR c.name = retry.feed LOOP
+        UPDATE pgfeed.embedding_queue q SET attempts = 0, failed_at = NULL, not_before = now()
+         WHERE q.feed_id = v_feed.feed_id AND q.failed_at IS NOT NULL;
+        GET DIAGNOSTICS v_requeued = ROW_COUNT;
+        -- failed items that have no queued work (sync failures already cleaned up, empty texts)
+        IF to_regclass(pgfeed._item_store(v_feed.feed_id)) IS NOT NULL THEN
+            EXECUTE format('SELECT array_agg(s.item_id::text) FROM %s s WHERE s.error IS NOT NULL AND NOT EXISTS '
+                           '(SELECT FROM pgfeed.embedding_queue q WHERE q.feed_id = $1 AND q.item_id = s.item_id::text)',
+                           pgfeed._item_store(v_feed.feed_id))
+               INTO v_failed USING v_feed.feed_id;
+            PERFORM pgfeed._enqueue(v_feed.feed_id, v_failed);
+        END IF;
+        IF v_requeued > 0 THEN
+            PERFORM pg_notify('pgfeed_queue', v_feed.feed_id::text);
+        END IF;
+        v_count := v_count + v_requeued + coalesce(cardinality(v_failed), 0);
+    END LOOP;
+    RETURN v_count;
+END
+$$;
+COMMENT ON FUNCTION pgfeed.retry(text) IS
+    'queues failed work again (of one feed, or of all) with its attempts reset; returns how many items';
+
+CREATE OR REPLACE FUNCTION pgfeed.queued(feed text DEFAULT NULL) RETURNS bigint
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path FROM CURRENT
+AS $$
+    SELECT count(*) FROM pgfeed.embedding_queue q JOIN pgfeed.feed_config c ON c.feed_id = q.feed_id
+     WHERE q.failed_at IS NULL AND (queued.feed IS NULL OR c.name = queued.feed)
+$$;
+COMMENT ON FUNCTION pgfeed.queued(text) IS 'queued work not yet failed (of one feed, or of all): what workers have left to do';
