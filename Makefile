@@ -20,6 +20,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q torch==2.13.0
 	$(VENV)/bin/pip install -q -e '.[dev]'
+	$(VENV)/bin/pgfeed export-model all-MiniLM-L6-v2:onnx-int8 2>&1 | tail -1
 	touch $@
 
 db: setup  ## start the project-local cluster (.pgdata/, Unix socket, port 55432)

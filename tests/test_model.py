@@ -65,3 +65,20 @@ def test_a_cook_gets_cooking_first(model_conn, world):
     top = pgfeed.feed(model_conn, feed, 11, limit=2)
     titles = dict(model_conn.execute(f"SELECT id, title FROM {post}").fetchall())
     assert {titles[item.item_id] for item in top} == set(COOKING[2:])
+
+
+def test_int8_variant_stays_close_to_fp32_and_records_its_model(model_conn, reference_model):
+    """The int8 ONNX export (built by make setup) against fp32 sentence-transformers."""
+    post, like = make_tables(model_conn)
+    feed = attach(model_conn, post, like, model="all-MiniLM-L6-v2:onnx-int8")
+    model_conn.cursor().executemany(f"INSERT INTO {post} (title, body) VALUES (%s, '')", [[t] for t in COOKING + FINANCE])
+    rows = model_conn.execute(f"""SELECT p.title || ' ' || p.body, s.embedding::text, s.model FROM {post} p
+                                  JOIN pgfeed.item_store_{feed_id(model_conn, feed)} s ON s.item_id = p.id""").fetchall()
+    expected = reference_model.encode([text for text, _, _ in rows])
+    cosines = [cosine(vector(stored), reference) for (_, stored, _), reference in zip(rows, expected)]
+    assert min(cosines) >= 0.97 and np.mean(cosines) >= 0.99, cosines
+    assert {model for _, _, model in rows} == {"all-MiniLM-L6-v2:onnx-int8/384"}
+    model_conn.execute(f"INSERT INTO {like} (user_id, post_id) SELECT 5, id FROM {post} WHERE title = ANY (%s)",
+                       [FINANCE[:2]])
+    assert model_conn.execute(f"SELECT model FROM pgfeed.profile_{feed_id(model_conn, feed)}").fetchone()[0] \
+        == "all-MiniLM-L6-v2:onnx-int8/384"

@@ -52,7 +52,7 @@ def _install(dsn: str, python_path: str | None) -> None:
 def status(dsn: str) -> None:
     """One line a feed: mode, model, items, embedded, pending, failed, oldest pending, interactions, profiles."""
     columns = ["feed", "mode", "model", "items", "embedded", "pending", "failed", "oldest_pending",
-               "interactions", "profiles", "switching_to"]
+               "interactions", "profiles"]
     with connection(dsn) as conn:
         rows = [["" if row[c] is None else str(row[c]) for c in columns] for row in pgfeed.status(conn)]
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
@@ -116,3 +116,15 @@ def retry(dsn: str, feed: str | None) -> None:
     with connection(dsn) as conn:
         count = conn.execute("SELECT pgfeed.retry(%s)", [feed]).fetchone()[0]
     click.echo(f"{count} items queued again; `pgfeed worker` embeds them")
+
+
+@main.command("export-model")
+@click.argument("spec", default="all-MiniLM-L6-v2:onnx-int8")
+def export_model(spec: str) -> None:
+    """Build a packaged model's variant (default: the int8 ONNX export) from its shipped weights."""
+    from pgfeed import encoders
+
+    try:
+        click.echo(f"{spec} built in {encoders.export_variant(spec)}")
+    except encoders.ModelNotFound as exc:
+        raise click.ClickException(str(exc)) from exc

@@ -72,7 +72,6 @@ COMMENT ON FUNCTION pgfeed.create_feed(text, text, float8, float8, float8, integ
 CREATE OR REPLACE FUNCTION pgfeed.alter_feed(
     name text,
     mode text DEFAULT NULL,
-    model text DEFAULT NULL,
     weight_similarity float8 DEFAULT NULL,
     weight_freshness float8 DEFAULT NULL,
     weight_popularity float8 DEFAULT NULL,
@@ -109,15 +108,11 @@ BEGIN
         EXECUTE format('SELECT pgfeed._refresh_profiles($1, ARRAY(SELECT DISTINCT user_id::text FROM %s))',
                        pgfeed._interaction_log(v_old.feed_id)) USING v_old.feed_id;
     END IF;
-    IF alter_feed.model IS NOT NULL AND alter_feed.model IS DISTINCT FROM coalesce(v_old.next_model, v_old.model) THEN
-        PERFORM pgfeed._switch_model(v_old.feed_id, alter_feed.model);
-    END IF;
 END
 $$;
-COMMENT ON FUNCTION pgfeed.alter_feed(text, text, text, float8, float8, float8, integer, interval, float8, integer, integer,
+COMMENT ON FUNCTION pgfeed.alter_feed(text, text, float8, float8, float8, integer, interval, float8, integer, integer,
                                       integer, integer) IS
-    'changes a feed''s settings (those given); a new model is embedded in the background by `pgfeed worker` '
-    'while the feed keeps serving the old vectors, and replaces them once complete';
+    'changes the given settings of a feed: mode, score weights, profile size, retries, search depth and ef_search';
 
 CREATE OR REPLACE FUNCTION pgfeed.detach(feed text, source regclass DEFAULT NULL) RETURNS void
 LANGUAGE plpgsql VOLATILE

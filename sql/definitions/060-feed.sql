@@ -130,7 +130,7 @@ COMMENT ON FUNCTION pgfeed.feed(text, anyelement, integer, anycompatiblearray, b
 
 CREATE OR REPLACE FUNCTION pgfeed.status()
 RETURNS TABLE (feed text, mode text, model text, dimensions integer, items bigint, embedded bigint, pending bigint,
-               failed bigint, oldest_pending interval, interactions bigint, profiles bigint, switching_to text)
+               failed bigint, oldest_pending interval, interactions bigint, profiles bigint)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path FROM CURRENT
 AS $$
@@ -140,7 +140,6 @@ DECLARE
 BEGIN
     FOR v_feed IN SELECT * FROM pgfeed.feed_config ORDER BY name LOOP
         feed := v_feed.name; mode := v_feed.mode; model := v_feed.model; dimensions := v_feed.dimensions;
-        switching_to := v_feed.next_model;
         items := 0; embedded := 0; pending := 0; failed := 0; interactions := 0; profiles := 0;
         SELECT now() - min(q.queued_at) INTO oldest_pending
           FROM pgfeed.embedding_queue q WHERE q.feed_id = v_feed.feed_id AND q.failed_at IS NULL;
@@ -177,4 +176,4 @@ END
 $$;
 COMMENT ON FUNCTION pgfeed.status() IS
     'one row a feed: mode, model, eligible content rows, embedded, pending (queued or never embedded) and failed items, '
-    'age of the oldest queued work, logged interactions, profiles, and the model being switched to';
+    'age of the oldest queued work, logged interactions, profiles';

