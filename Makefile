@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v /usr/bin/python3.11 || command -v python3)
 VENV := .venv
 DSN = $(shell scripts/localdb.sh dsn pgfeed)
 
-.PHONY: help setup system db db-stop install demo test clean
+.PHONY: help setup system db db-stop install demo test bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ demo: install  ## load the demo corpus and print two users' feeds and the cold-s
 
 test: db  ## run the test suite against the local cluster (or $$PGFEED_TEST_DSN)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+bench: install  ## benchmarks (BENCH_ARGS, e.g. --items 100000): ratios measured side by side, JSON in bench/results/
+	$(VENV)/bin/python bench/run.py --dsn "$(DSN)" $(BENCH_ARGS)
 
 clean: db-stop  ## remove the local cluster and the virtual environment
 	rm -rf .pgdata $(VENV)

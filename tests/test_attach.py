@@ -75,3 +75,11 @@ def test_detach_and_drop_leave_user_tables_as_they_were(conn):
     assert conn.execute("SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal").fetchone()[0] == triggers_before
     assert conn.execute(f"SELECT count(*) FROM {post}").fetchone()[0] == 1
     assert conn.execute(f"SELECT count(*) FROM {like}").fetchone()[0] == 1
+
+
+def test_a_feed_whose_tables_were_dropped_can_still_be_dropped(conn):
+    post, like = make_tables(conn)
+    feed = attach(conn, post, like)
+    conn.execute(f"DROP TABLE {like}, {post}")
+    conn.execute("SELECT pgfeed.drop_feed(%s)", [feed])
+    assert conn.execute("SELECT count(*) FROM pgfeed.feed_config WHERE name = %s", [feed]).fetchone()[0] == 0

@@ -29,6 +29,9 @@ AS $$
 DECLARE
     v_event text;
 BEGIN
+    IF NOT EXISTS (SELECT FROM pg_class WHERE oid = p_source) THEN
+        RETURN;  -- the user dropped the table, and its triggers with it
+    END IF;
     FOREACH v_event IN ARRAY ARRAY['insert', 'update', 'delete', 'truncate'] LOOP
         EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', p_prefix || '_' || v_event, p_source);
     END LOOP;

