@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import psycopg
 from tqdm import tqdm
@@ -29,7 +29,6 @@ class Totals:
     claimed: int = 0
     embedded: int = 0
     failed: int = 0
-    feeds: set[str] = field(default_factory=set)
 
 
 class _Stop:
@@ -71,12 +70,11 @@ def run(
         try:
             while not stop.requested:
                 rows = conn.execute("SELECT * FROM pgfeed.work(%s, %s)", [feed, batch]).fetchall()
-                for feed_name, claimed, embedded, failed in rows:
+                for _, claimed, embedded, failed in rows:
                     totals.batches += 1
                     totals.claimed += claimed
                     totals.embedded += embedded
                     totals.failed += failed
-                    totals.feeds.add(feed_name)
                     bar.update(claimed)
                     bar.set_postfix(embedded=totals.embedded, failed=totals.failed, refresh=False)
                 if rows:
