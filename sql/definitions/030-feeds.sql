@@ -54,7 +54,7 @@ BEGIN
         'name', create_feed.name, 'model', create_feed.model, 'weight_similarity', weight_similarity,
         'weight_freshness', weight_freshness, 'weight_popularity', weight_popularity, 'profile_size', profile_size,
         'freshness_unit', freshness_unit, 'popularity_saturation', popularity_saturation, 'mode', create_feed.mode,
-        'max_attempts', 5, 'search_depth', 100, 'search_max_depth', 20000, 'ef_search', 100));
+        'max_attempts', 5, 'search_depth', 100, 'search_max_depth', 20000, 'ef_search', 200));
     PERFORM pgfeed._check_feed_config(v_feed);
     INSERT INTO pgfeed.feed_config (name, model, dimensions, weight_similarity, weight_freshness, weight_popularity,
                                     profile_size, freshness_unit, popularity_saturation, mode)
