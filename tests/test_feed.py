@@ -30,9 +30,10 @@ def populate(conn, key="integer"):
     return post, like, feed, users
 
 
-def reference_feed(conn, post, like, user_id, now, exclude=(), exclude_seen=True, profile_size=10):
+def reference_feed(conn, post, like, user_id, now, exclude=(), exclude_seen=True, profile_size=10, encoder=None):
     rows = conn.execute(f"SELECT id, title || ' ' || body, created_at FROM {post} WHERE status = 'published'").fetchall()
-    vectors = dict(zip([r[0] for r in rows], HashingEncoder().encode([r[1] for r in rows]).astype(np.float64)))
+    encoder = encoder or HashingEncoder()
+    vectors = dict(zip([r[0] for r in rows], encoder.encode([r[1] for r in rows]).astype(np.float64)))
     likes = conn.execute(f"SELECT user_id, post_id FROM {like} ORDER BY created_at DESC").fetchall()
     mine = [item for user, item in likes if user == user_id and item in vectors]
     profile = None

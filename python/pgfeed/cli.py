@@ -50,8 +50,9 @@ def _install(dsn: str, python_path: str | None) -> None:
 @main.command()
 @dsn_option
 def status(dsn: str) -> None:
-    """One line a feed: mode, model, items, embedded, pending, failed, oldest pending, interactions, profiles."""
-    columns = ["feed", "mode", "model", "items", "embedded", "pending", "failed", "oldest_pending",
+    """One line a feed: mode, model (and the one being switched to), items, embedded, pending, failed, oldest
+    pending, interactions, profiles."""
+    columns = ["feed", "mode", "model", "switching_to", "items", "embedded", "pending", "failed", "oldest_pending",
                "interactions", "profiles"]
     with connection(dsn) as conn:
         rows = [["" if row[c] is None else str(row[c]) for c in columns] for row in pgfeed.status(conn)]

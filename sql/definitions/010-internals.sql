@@ -55,6 +55,13 @@ SET search_path FROM CURRENT
 AS $$ SELECT 'pgfeed.item_store_' || p_feed_id $$;
 COMMENT ON FUNCTION pgfeed._item_store(integer) IS 'name of a feed''s item store: id, embedding, text hash, time, model';
 
+CREATE OR REPLACE FUNCTION pgfeed._next_item_store(p_feed_id integer) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path FROM CURRENT
+AS $$ SELECT 'pgfeed.item_store_' || p_feed_id || '_next' $$;
+COMMENT ON FUNCTION pgfeed._next_item_store(integer) IS
+    'name of the item store a model switch fills with the next model''s vectors';
+
 -- Popularity lives apart from the item store: a like then never writes a new
 -- version of an item's row, which would add an entry to its HNSW index.
 CREATE OR REPLACE FUNCTION pgfeed._item_popularity(p_feed_id integer) RETURNS text

@@ -81,7 +81,8 @@ CREATE OR REPLACE FUNCTION pgfeed.alter_feed(
     max_attempts integer DEFAULT NULL,
     search_depth integer DEFAULT NULL,
     search_max_depth integer DEFAULT NULL,
-    ef_search integer DEFAULT NULL)
+    ef_search integer DEFAULT NULL,
+    model text DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
@@ -108,11 +109,15 @@ BEGIN
         EXECUTE format('SELECT pgfeed._refresh_profiles($1, ARRAY(SELECT DISTINCT user_id::text FROM %s))',
                        pgfeed._interaction_log(v_old.feed_id)) USING v_old.feed_id;
     END IF;
+    IF alter_feed.model IS NOT NULL AND alter_feed.model IS DISTINCT FROM coalesce(v_old.next_model, v_old.model) THEN
+        PERFORM pgfeed._start_switch(v_old, alter_feed.model);
+    END IF;
 END
 $$;
 COMMENT ON FUNCTION pgfeed.alter_feed(text, text, float8, float8, float8, integer, interval, float8, integer, integer,
-                                      integer, integer) IS
-    'changes the given settings of a feed: mode, score weights, profile size, retries, search depth and ef_search';
+                                      integer, integer, text) IS
+    'changes the given settings of a feed: mode, score weights, profile size, retries, search depth, ef_search; '
+    'a new model is switched to in the background by the workers, the feed serving the current vectors until then';
 
 CREATE OR REPLACE FUNCTION pgfeed.detach(feed text, source regclass DEFAULT NULL) RETURNS void
 LANGUAGE plpgsql VOLATILE
@@ -133,14 +138,16 @@ BEGIN
         IF v_content.feed_id IS NOT NULL THEN
             PERFORM pgfeed._drop_triggers(v_content.source, pgfeed._content_trigger_prefix(v_feed.feed_id));
         END IF;
-        EXECUTE format('DROP TABLE IF EXISTS %s, %s, %s, %s', pgfeed._item_store(v_feed.feed_id),
-                       pgfeed._item_popularity(v_feed.feed_id), pgfeed._interaction_log(v_feed.feed_id),
-                       pgfeed._profile(v_feed.feed_id));
+        EXECUTE format('DROP TABLE IF EXISTS %s, %s, %s, %s, %s', pgfeed._item_store(v_feed.feed_id),
+                       pgfeed._next_item_store(v_feed.feed_id), pgfeed._item_popularity(v_feed.feed_id),
+                       pgfeed._interaction_log(v_feed.feed_id), pgfeed._profile(v_feed.feed_id));
         DELETE FROM pgfeed.interaction_source WHERE feed_id = v_feed.feed_id;
         DELETE FROM pgfeed.content_source WHERE feed_id = v_feed.feed_id;
         DELETE FROM pgfeed.embedding_queue WHERE feed_id = v_feed.feed_id;
         DELETE FROM pgfeed.reembed_progress WHERE feed_id = v_feed.feed_id;
-        UPDATE pgfeed.feed_config SET item_type = NULL, user_type = NULL WHERE feed_id = v_feed.feed_id;
+        UPDATE pgfeed.feed_config SET item_type = NULL, user_type = NULL, next_model = NULL, next_dimensions = NULL,
+                                      next_after_key = NULL
+         WHERE feed_id = v_feed.feed_id;
         RETURN;
     END IF;
     SELECT * INTO v_interactions FROM pgfeed.interaction_source s

@@ -59,6 +59,31 @@ $$;
 COMMENT ON FUNCTION pgfeed._content_rows_sql(pgfeed.content_source, text) IS
     'the query that reads content rows for _sync_items';
 
+CREATE OR REPLACE FUNCTION pgfeed._create_item_store(p_table text, p_item_type regtype, p_dimensions integer,
+                                                     p_comment text) RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    EXECUTE format($ddl$
+        CREATE TABLE %1$s (
+            item_id     %2$s PRIMARY KEY,
+            embedding   vector(%3$s),
+            text_hash   text,
+            created_at  timestamptz,
+            model       text,
+            error       text,
+            embedded_at timestamptz
+        );
+        CREATE INDEX ON %1$s USING hnsw (embedding vector_cosine_ops);
+        CREATE INDEX ON %1$s (created_at);
+        COMMENT ON TABLE %1$s IS %4$L;
+        $ddl$, p_table, p_item_type, p_dimensions, p_comment);
+END
+$$;
+COMMENT ON FUNCTION pgfeed._create_item_store(text, regtype, integer, text) IS
+    'creates an item store: one row an item, its vector (HNSW index), text hash, time, model label and error';
+
 CREATE OR REPLACE FUNCTION pgfeed.attach_content(
     feed text,
     source regclass,
@@ -88,28 +113,16 @@ BEGIN
         PERFORM pgfeed._check_expression(source, condition, 'boolean', 'condition');
     END IF;
 
+    PERFORM pgfeed._create_item_store(v_store, v_item_kind, v_feed.dimensions,
+                                      format('pgfeed item store of feed %s (content from %s)', feed, source));
     EXECUTE format($ddl$
         CREATE TABLE %1$s (
-            item_id     %2$s PRIMARY KEY,
-            embedding   vector(%3$s),
-            text_hash   text,
-            created_at  timestamptz,
-            model       text,
-            error       text,
-            embedded_at timestamptz
-        );
-        CREATE INDEX ON %1$s USING hnsw (embedding vector_cosine_ops);
-        CREATE INDEX ON %1$s (created_at);
-        COMMENT ON TABLE %1$s IS %4$L;
-        CREATE TABLE %5$s (
             item_id    %2$s PRIMARY KEY,
             popularity bigint NOT NULL DEFAULT 0
         );
-        CREATE INDEX ON %5$s (popularity);
-        COMMENT ON TABLE %5$s IS %6$L;
-        $ddl$, v_store, v_item_kind, v_feed.dimensions,
-        format('pgfeed item store of feed %s (content from %s)', feed, source),
-        pgfeed._item_popularity(v_feed.feed_id), format('pgfeed like counts of feed %s', feed));
+        CREATE INDEX ON %1$s (popularity);
+        COMMENT ON TABLE %1$s IS %3$L;
+        $ddl$, pgfeed._item_popularity(v_feed.feed_id), v_item_kind, format('pgfeed like counts of feed %s', feed));
 
     INSERT INTO pgfeed.content_source (feed_id, source, id_column, text_expression, created_at_column, condition)
     VALUES (v_feed.feed_id, source, id_column, attach_content.text, created_at_column, condition);

@@ -118,11 +118,32 @@ BEGIN
         RETURN NEXT;
         RETURN;  -- one batch a call: the caller commits it
     END LOOP;
+    -- No queued work is ready: a batch of a model switch, if one is under way.
+    -- One worker at a time fills a feed's shadow store; the others skip it.
+    FOR v_feed IN
+        SELECT c.* FROM pgfeed.feed_config c
+         WHERE c.next_model IS NOT NULL AND (work.feed IS NULL OR c.name = work.feed)
+         ORDER BY c.feed_id FOR UPDATE SKIP LOCKED
+    LOOP
+        BEGIN
+            claimed := pgfeed._switch_step(v_feed, batch);
+        EXCEPTION WHEN OTHERS THEN
+            RAISE WARNING 'pgfeed: feed "%": the switch to model % is stalled: %', v_feed.name, v_feed.next_model, SQLERRM
+                USING HINT = format('the feed keeps serving with %s; fix the encoder, or cancel with '
+                                    'SELECT pgfeed.alter_feed(%L, model => %L)', v_feed.model, v_feed.name, v_feed.model);
+            CONTINUE;
+        END;
+        CONTINUE WHEN claimed = 0;  -- swapped, or changed meanwhile
+        feed_name := v_feed.name; embedded := claimed; failed := 0;
+        RETURN NEXT;
+        RETURN;
+    END LOOP;
 END
 $$;
 COMMENT ON FUNCTION pgfeed.work(text, integer) IS
-    'embeds one batch of queued items (of one feed, or of the feed with the oldest work); returns nothing when '
-    'no work is ready; items that fail are retried with backoff and kept as failed after max_attempts';
+    'embeds one batch of queued items (of one feed, or of the feed with the oldest work), or else one batch of a '
+    'model switch; returns nothing when no work is ready; items that fail are retried with backoff and kept as '
+    'failed after max_attempts';
 
 CREATE OR REPLACE FUNCTION pgfeed.retry(feed text DEFAULT NULL) RETURNS bigint
 LANGUAGE plpgsql VOLATILE

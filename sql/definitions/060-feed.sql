@@ -180,8 +180,8 @@ COMMENT ON FUNCTION pgfeed.feed(text, anyelement, integer, anycompatiblearray, b
     'items the user interacted with are left out unless exclude_seen is false';
 
 CREATE OR REPLACE FUNCTION pgfeed.status()
-RETURNS TABLE (feed text, mode text, model text, dimensions integer, items bigint, embedded bigint, pending bigint,
-               failed bigint, oldest_pending interval, interactions bigint, profiles bigint)
+RETURNS TABLE (feed text, mode text, model text, dimensions integer, switching_to text, items bigint, embedded bigint,
+               pending bigint, failed bigint, oldest_pending interval, interactions bigint, profiles bigint)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path FROM CURRENT
 AS $$
@@ -191,6 +191,7 @@ DECLARE
 BEGIN
     FOR v_feed IN SELECT * FROM pgfeed.feed_config ORDER BY name LOOP
         feed := v_feed.name; mode := v_feed.mode; model := v_feed.model; dimensions := v_feed.dimensions;
+        switching_to := v_feed.next_model;
         items := 0; embedded := 0; pending := 0; failed := 0; interactions := 0; profiles := 0;
         SELECT now() - min(q.queued_at) INTO oldest_pending
           FROM pgfeed.embedding_queue q WHERE q.feed_id = v_feed.feed_id AND q.failed_at IS NULL;
@@ -226,5 +227,5 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION pgfeed.status() IS
-    'one row a feed: mode, model, eligible content rows, embedded, pending (queued or never embedded) and failed items, '
+    'one row a feed: mode, model (and the model a switch is building), eligible content rows, embedded, pending (queued or never embedded) and failed items, '
     'age of the oldest queued work, logged interactions, profiles';

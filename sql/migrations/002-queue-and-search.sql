@@ -11,7 +11,7 @@ ALTER TABLE pgfeed.feed_config
     ADD COLUMN max_attempts     integer NOT NULL DEFAULT 5 CHECK (max_attempts > 0),
     ADD COLUMN search_depth     integer NOT NULL DEFAULT 100 CHECK (search_depth > 0),
     ADD COLUMN search_max_depth integer NOT NULL DEFAULT 20000 CHECK (search_max_depth > 0),
-    ADD COLUMN ef_search        integer NOT NULL DEFAULT 200 CHECK (ef_search BETWEEN 1 AND 1000);
+    ADD COLUMN ef_search        integer NOT NULL DEFAULT 100 CHECK (ef_search BETWEEN 1 AND 1000);
 COMMENT ON COLUMN pgfeed.feed_config.mode IS
     'sync: content triggers embed before the statement ends; async: they queue the work for pgfeed worker';
 COMMENT ON COLUMN pgfeed.feed_config.max_attempts IS 'tries of a queued item before it is kept as failed';

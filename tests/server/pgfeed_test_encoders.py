@@ -36,3 +36,16 @@ class PoisonEncoder:
         if any("poison" in text for text in texts):
             raise ValueError("cannot embed a poisoned text")
         return HashingEncoder().encode(texts)
+
+
+class SmallHashingEncoder:
+    """The hashing encoder with 64 dimensions: another model, for model switches."""
+
+    dimension = 64
+
+    def encode(self, texts):
+        from pgfeed.encoders.hashing import HashingEncoder
+
+        encoder = HashingEncoder()
+        encoder.dimension = self.dimension
+        return encoder.encode(texts)
