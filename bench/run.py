@@ -12,6 +12,7 @@ Zipf-distributed like counts, written straight into a feed's tables.
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import os
 import statistics
@@ -25,6 +26,8 @@ import click
 import numpy as np
 import psycopg
 from pgvector.psycopg import register_vector
+
+import pgfeed
 
 ROOT = Path(__file__).resolve().parents[1]
 FP32, INT8 = "all-MiniLM-L6-v2", "all-MiniLM-L6-v2:onnx-int8"
@@ -255,6 +258,34 @@ def explain_feed(conn, name: str, user: int) -> int:
     return plans.count("Seq Scan on item_store") + plans.count("Seq Scan on item_popularity")
 
 
+# ---------------------------------------------------------------- int8 against fp32 on the demo
+def bench_quality(dsn: str, results: dict) -> None:
+    """The demo with two feeds over the same tables, fp32 and int8, read in one
+    transaction (the same now()): do the demo users get the same top 10?"""
+    spec = importlib.util.spec_from_file_location("demo_run", ROOT / "demo" / "run.py")
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    users = [*demo.USERS, None]
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(demo.SETUP)
+        demo.load(conn)
+        demo.like(conn)
+        conn.execute("SELECT pgfeed.create_feed('posts_int8', model => %s)", [INT8])
+        conn.execute("""SELECT pgfeed.attach_content('posts_int8', 'demo.post', 'id', $$topic || ': ' || body$$,
+                                                     'created_at', condition => $$status = 'published'$$);
+                        SELECT pgfeed.attach_interactions('posts_int8', 'demo.post_like', 'user_id', 'post_id',
+                                                          created_at_column => 'created_at')""")
+        with conn.transaction():
+            top = {(feed, user): [i.item_id for i in pgfeed.feed(conn, feed, user, limit=10)]
+                   for feed in ("posts", "posts_int8") for user in users}
+        conn.execute("SELECT pgfeed.drop_feed('posts_int8')")
+    for user in users:
+        name = "cold_start" if user is None else demo.USERS[user][0].lower()
+        fp32, int8 = top["posts", user], top["posts_int8", user]
+        results[f"quality.int8_top10_overlap.{name}"] = len(set(fp32) & set(int8)) / 10
+        results[f"quality.int8_top10_same_order.{name}"] = fp32 == int8
+
+
 # ---------------------------------------------------------------- profile updates
 def bench_profile(dsn: str, results: dict) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -283,7 +314,7 @@ def bench_profile(dsn: str, results: dict) -> None:
 @click.option("--dsn", required=True)
 @click.option("--items", default="100000,1000000", show_default=True, help="item counts for the feed benchmark")
 @click.option("--texts", "n_texts", default=5000, show_default=True, help="texts for the ingest benchmark")
-@click.option("--only", default="ingest,latency,feed,profile", show_default=True)
+@click.option("--only", default="ingest,latency,quality,feed,profile", show_default=True)
 def main(dsn: str, items: str, n_texts: int, only: str) -> None:
     parts = set(only.split(","))
     results: dict = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "cpus": os.cpu_count()}
@@ -296,6 +327,8 @@ def main(dsn: str, items: str, n_texts: int, only: str) -> None:
         bench_ingest(dsn, n_texts, results)
     if "latency" in parts:
         bench_latency(dsn, results)
+    if "quality" in parts:
+        bench_quality(dsn, results)
     if "profile" in parts:
         bench_profile(dsn, results)
     if "feed" in parts:

@@ -3,7 +3,8 @@
 Each batch is one call of pgfeed.work(), which claims queued items with
 FOR UPDATE SKIP LOCKED and embeds them in PL/Python, in its own transaction:
 any number of workers can run side by side, and a worker that dies mid-batch
-leaves its batch to the others. When nothing is ready the worker waits for a
+leaves its batch to the others. With the queue idle, work() does a batch of a
+model switch (alter_feed(model => ...)). When nothing is ready the worker waits for a
 NOTIFY on channel pgfeed_queue (or the next retry time). The first SIGTERM
 or SIGINT lets the batch in progress commit, then stops; a second one aborts
 it (rolled back, so nothing is lost).
