@@ -3,6 +3,18 @@
 -- keeps serving the current vectors; once every item has one, the shadow store
 -- replaces the item store and the profiles are recomputed, in one transaction.
 
+CREATE OR REPLACE FUNCTION pgfeed._drop_next_item_store(p_feed_id integer) RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    IF to_regclass(pgfeed._next_item_store(p_feed_id)) IS NOT NULL THEN  -- no notice when there is none
+        EXECUTE format('DROP TABLE %s', pgfeed._next_item_store(p_feed_id));
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION pgfeed._drop_next_item_store(integer) IS 'drops the shadow item store of a model switch, if any';
+
 CREATE OR REPLACE FUNCTION pgfeed._start_switch(p_feed pgfeed.feed_config, p_model text) RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
@@ -10,7 +22,7 @@ AS $$
 DECLARE
     v_dimensions integer := pgfeed._model_dimensions(p_model);  -- also a clear error for an unknown model
 BEGIN
-    EXECUTE format('DROP TABLE IF EXISTS %s', pgfeed._next_item_store(p_feed.feed_id));
+    PERFORM pgfeed._drop_next_item_store(p_feed.feed_id);
     UPDATE pgfeed.feed_config SET next_model = NULL, next_dimensions = NULL, next_after_key = NULL
      WHERE feed_id = p_feed.feed_id;
     IF p_model = p_feed.model THEN
