@@ -128,10 +128,10 @@ def bench_latency(dsn: str, results: dict, rounds: int = 50) -> None:
         encoder.encode([f"a single new post number {i} about sourdough bread"])
         raw.append(time.perf_counter() - started)
     with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS bench.latency_plain")  # it uses latency_sync's id sequence
         fresh_feed(conn, "latency_sync", FP32)
         fresh_feed(conn, "latency_async", FP32, mode="async")
-        conn.execute("DROP TABLE IF EXISTS bench.latency_plain; CREATE TABLE bench.latency_plain (LIKE bench.latency_sync "
-                     "INCLUDING ALL)")
+        conn.execute("CREATE TABLE bench.latency_plain (LIKE bench.latency_sync INCLUDING ALL)")
         conn.execute("SELECT pgfeed.embed('warm up')")
         timings = {}
         for table in ("latency_sync", "latency_async", "latency_plain"):
