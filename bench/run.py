@@ -1,7 +1,7 @@
 """pgfeed benchmarks: every figure is a ratio of two things measured side by side
 in this run, on this machine. Prints a table and writes bench/results/<time>.json.
 
-    python bench/run.py --dsn "..." [--items 100000,1000000] [--texts 5000] [--only ingest,latency,feed,profile]
+    python bench/run.py --dsn "..." [--items 100000,1000000] [--real-items 10000] [--texts 5000] [--only ingest,latency,feed,profile]
 
 Ingest texts are real sentences from demo/posts.csv, each joined with another
 post's to make distinct texts. Feed latency at scale uses synthetic normalized
@@ -148,7 +148,34 @@ def bench_latency(dsn: str, results: dict, rounds: int = 50) -> None:
 
 
 # ---------------------------------------------------------------- feed at scale
-def load_synthetic(conn, n: int, dim: int = 384, users: int = 40, seed: int = 1) -> tuple[str, list[int], dict]:
+def ages_and_likes(rng, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Creation ages in seconds (exponential, a month on average) and Zipf(1.6) like counts."""
+    return rng.exponential(30 * 24 * 3600, n), np.minimum(rng.zipf(1.6, n) - 1, 100_000)
+
+
+def like_two_groups(conn, fid: int, groups: np.ndarray, rng, users: int = 40) -> list[int]:
+    """Each user likes 20 items of two groups (clusters, topics); the log is written directly, profiles by pgfeed."""
+    user_ids = list(range(1, users + 1))
+    rows = []
+    for user in user_ids:
+        mine = rng.choice(np.flatnonzero(np.isin(groups, rng.choice(np.unique(groups), 2, replace=False))), 20,
+                          replace=False)
+        rows += [(user, int(i) + 1) for i in mine]
+    source = conn.execute("SELECT source_id FROM pgfeed.interaction_source WHERE feed_id = %s", [fid]).fetchone()[0]
+    with conn.cursor() as cur, cur.copy(f"COPY pgfeed.interaction_log_{fid} (source_id, user_id, item_id, weight) "
+                                        "FROM STDIN") as copy:
+        for user, item in rows:
+            copy.write_row([source, user, item, 1.0])
+    conn.execute("SELECT pgfeed._refresh_profiles(%s, %s)", [fid, [str(u) for u in user_ids]])
+    return user_ids
+
+
+def hnsw_size_mb(conn, store: str) -> float:
+    return conn.execute(f"SELECT pg_relation_size(indexrelid) FROM pg_index WHERE indrelid = '{store}'::regclass "
+                        "AND indexrelid::regclass::text LIKE '%embedding%'").fetchone()[0] / 2**20
+
+
+def load_synthetic(conn, n: int, dim: int = 384, seed: int = 1) -> tuple[str, list[int], dict]:
     rng = np.random.default_rng(seed)
     name = fresh_feed(conn, f"scale_{n}", HASHING)
     fid = feed_id(conn, name)
@@ -158,8 +185,7 @@ def load_synthetic(conn, n: int, dim: int = 384, users: int = 40, seed: int = 1)
     conn.execute(f"DROP INDEX pgfeed.{hnsw}")
     centroids = rng.standard_normal((200, dim)).astype(np.float32)
     cluster = rng.integers(0, len(centroids), n)
-    ages = rng.exponential(30 * 24 * 3600, n)  # seconds; a month on average
-    likes = np.minimum(rng.zipf(1.6, n) - 1, 100_000)
+    ages, likes = ages_and_likes(rng, n)
     register_vector(conn)
     with conn.cursor() as cur:
         for start in range(0, n, 50_000):
@@ -181,21 +207,28 @@ def load_synthetic(conn, n: int, dim: int = 384, users: int = 40, seed: int = 1)
     started = time.perf_counter()
     conn.execute(f"CREATE INDEX ON {store} USING hnsw (embedding vector_cosine_ops)")
     build = time.perf_counter() - started
-    size = conn.execute(f"SELECT pg_relation_size(indexrelid) FROM pg_index WHERE indrelid = '{store}'::regclass "
-                        "AND indexrelid::regclass::text LIKE '%embedding%'").fetchone()[0]
-    # each user liked 20 items of two clusters; the log is written directly, profiles by pgfeed
-    user_ids = list(range(1, users + 1))
-    rows = []
-    for user in user_ids:
-        mine = rng.choice(np.flatnonzero(np.isin(cluster, rng.integers(0, len(centroids), 2))), 20, replace=False)
-        rows += [(user, int(i) + 1) for i in mine]
-    source = conn.execute("SELECT source_id FROM pgfeed.interaction_source WHERE feed_id = %s", [fid]).fetchone()[0]
-    with conn.cursor() as cur, cur.copy(f"COPY pgfeed.interaction_log_{fid} (source_id, user_id, item_id, weight) "
-                                        "FROM STDIN") as copy:
-        for user, item in rows:
-            copy.write_row([source, user, item, 1.0])
-    conn.execute("SELECT pgfeed._refresh_profiles(%s, %s)", [fid, [str(u) for u in user_ids]])
-    return name, user_ids, {"hnsw_build_s": build, "hnsw_size_mb": size / 2**20}
+    users = like_two_groups(conn, fid, cluster, rng)
+    return name, users, {"hnsw_build_s": build, "hnsw_size_mb": hnsw_size_mb(conn, store)}
+
+
+def load_real(conn, n: int, seed: int = 1) -> tuple[str, list[int], dict]:
+    """n real texts embedded by the default model through the feed's own trigger (the HNSW index grows with
+    them); times and like counts as in load_synthetic; users like texts of two topics."""
+    rng = np.random.default_rng(seed)
+    name = fresh_feed(conn, f"real_{n}", FP32)
+    fid = feed_id(conn, name)
+    with (ROOT / "demo" / "posts.csv").open() as f:
+        topics = np.array([row["topic"] for row in csv.DictReader(f)])
+    topic = topics[np.arange(n) % len(topics)]  # the topic of each text's first post
+    ages, likes = ages_and_likes(rng, n)
+    conn.execute(f"INSERT INTO bench.{name} (id, body, created_at) "
+                 "SELECT g, t, now() - make_interval(secs => a) FROM unnest(%s::text[], %s::float8[]) "
+                 "WITH ORDINALITY AS u(t, a, g)", [texts(n), ages.tolist()])
+    conn.execute(f"UPDATE pgfeed.item_popularity_{fid} p SET popularity = u.likes "
+                 "FROM unnest(%s::bigint[]) WITH ORDINALITY AS u(likes, id) WHERE p.item_id = u.id", [likes.tolist()])
+    conn.execute(f"VACUUM ANALYZE pgfeed.item_store_{fid}, pgfeed.item_popularity_{fid}")
+    users = like_two_groups(conn, fid, topic, rng)
+    return name, users, {"hnsw_size_mb": hnsw_size_mb(conn, f"pgfeed.item_store_{fid}")}
 
 
 EXACT = """
@@ -209,9 +242,9 @@ EXACT = """
 """
 
 
-def bench_feed(dsn: str, n: int, results: dict) -> None:
+def bench_feed(dsn: str, n: int, results: dict, real: bool = False) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
-        name, users, index = load_synthetic(conn, n)
+        name, users, index = (load_real if real else load_synthetic)(conn, n)
     fid = None
     with psycopg.connect(dsn, autocommit=True) as conn:
         fid = feed_id(conn, name)
@@ -230,15 +263,15 @@ def bench_feed(dsn: str, n: int, results: dict) -> None:
             recall.append(len(set(got) & set(want)) / len(want))
         plans = explain_feed(conn, name, users[0])
         results[f"feed.{n}.rss_mb_feed_only_backend"] = rss_mb(conn)
-    key = f"feed.{n}"
+    key = f"feed.{'real_' if real else ''}{n}"
     results[f"{key}.p50_ms"] = statistics.median(fast) * 1e3
     results[f"{key}.p95_ms"] = percentile(fast, 95) * 1e3
     results[f"{key}.exact_p50_ms"] = statistics.median(exact) * 1e3
     results[f"{key}.exact_over_indexed_p50"] = statistics.median(exact) / statistics.median(fast)
     results[f"{key}.recall_at_20"] = float(np.mean(recall))
     results[f"{key}.recall_at_20_min"] = float(np.min(recall))
-    results[f"{key}.hnsw_build_s"] = index["hnsw_build_s"]
-    results[f"{key}.hnsw_size_mb"] = index["hnsw_size_mb"]
+    for figure, value in index.items():
+        results[f"{key}.{figure}"] = value
     results[f"{key}.seq_scans_of_feed_tables"] = plans
 
 
@@ -313,9 +346,11 @@ def bench_profile(dsn: str, results: dict) -> None:
 @click.command()
 @click.option("--dsn", required=True)
 @click.option("--items", default="100000,1000000", show_default=True, help="item counts for the feed benchmark")
+@click.option("--real-items", default=10000, show_default=True,
+              help="texts embedded by the real model for the feed benchmark (0: none)")
 @click.option("--texts", "n_texts", default=5000, show_default=True, help="texts for the ingest benchmark")
 @click.option("--only", default="ingest,latency,quality,feed,profile", show_default=True)
-def main(dsn: str, items: str, n_texts: int, only: str) -> None:
+def main(dsn: str, items: str, real_items: int, n_texts: int, only: str) -> None:
     parts = set(only.split(","))
     results: dict = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "cpus": os.cpu_count()}
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -332,6 +367,8 @@ def main(dsn: str, items: str, n_texts: int, only: str) -> None:
     if "profile" in parts:
         bench_profile(dsn, results)
     if "feed" in parts:
+        if real_items:
+            bench_feed(dsn, real_items, results, real=True)
         for n in (int(x) for x in items.split(",")):
             bench_feed(dsn, n, results)
     width = max(map(len, results))

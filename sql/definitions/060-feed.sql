@@ -9,8 +9,15 @@ CREATE OR REPLACE FUNCTION pgfeed.feed(
 RETURNS TABLE (item_id text, score float8, similarity float8, freshness float8, popularity float8)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path FROM CURRENT
--- restored on return, so that the per-feed values set below stay in here
-SET hnsw.iterative_scan = 'strict_order'
+-- restored on return, so that the per-feed values set below stay in here.
+-- The streams are cursors read a little at a time: plan them for their first
+-- rows, and without JIT, whose compile time a cursor's whole-table cost estimate
+-- would otherwise buy on every call.
+SET cursor_tuple_fraction = 0.0001
+SET jit = off
+-- relaxed: strict order drops the items a scan finds late, such as those of a
+-- second cluster of interests near the profile; the bound below allows for it
+SET hnsw.iterative_scan = 'relaxed_order'
 SET hnsw.ef_search = 40
 SET hnsw.max_scan_tuples = 20000
 AS $$
@@ -23,16 +30,31 @@ DECLARE
     v_profile vector;
     v_eligible text;
     v_components text;
-    v_round text;
+    v_merge text;
     v_region text;
-    v_depth integer;
-    v_ids text[]; v_scores float8[]; v_similarities float8[]; v_freshness float8[]; v_popularities float8[];
+    -- the three streams: 1 nearest to the profile, 2 newest, 3 most liked
+    v_cursors text[] := ARRAY[NULL, NULL, NULL];  -- their portals; read through v_cursor
+    v_cursor refcursor;
+    v_weights float8[] := ARRAY[v_feed.weight_similarity, v_feed.weight_freshness, v_feed.weight_popularity];
+    v_bounds float8[] := ARRAY[0, 0, 0];  -- the last value of each stream's component
+    v_read integer[] := ARRAY[0, 0, 0];   -- rows read from each stream
+    v_lowest float8[] := ARRAY[-1, 0, 0];  -- the lowest value of each component
+    v_slopes float8[] := ARRAY[NULL, NULL, NULL];  -- weighted value each stream fell by per millisecond, last read
+    v_stream integer;
+    v_started timestamptz;
+    v_first float8;
+    v_before float8;
+    v_gap float8;  -- how far the threshold is above the k-th score
+    v_id text; v_similarity float8; v_freshness float8; v_popularity float8;
+    v_ids text[] := '{}'; v_scores float8[] := '{}'; v_similarities float8[] := '{}';
+    v_freshnesses float8[] := '{}'; v_popularities float8[] := '{}';
+    v_new_ids text[]; v_new_similarities float8[]; v_new_freshnesses float8[]; v_new_popularities float8[];
     v_kth float8;
-    v_bound_similarity float8; v_bound_freshness float8; v_bound_popularity float8;
     v_need float8;
     v_since timestamptz;
     v_min_likes float8;
     v_region_rows bigint;
+    v_next_region integer;
 BEGIN
     IF v_feed.item_type IS NULL THEN
         RAISE EXCEPTION 'feed "%" has no content table', feed
@@ -46,62 +68,74 @@ BEGIN
         v_exclude := ARRAY(SELECT pgfeed._key_text(e, v_feed.item_type, feed, 'item') FROM unnest(exclude) AS e);
     END IF;
     -- an item s is eligible if it is embedded, not excluded and (by default) not seen by the user
-    v_eligible := format('s.embedding IS NOT NULL AND NOT s.item_id = ANY (coalesce($7, ''{}'')::%s[])', v_feed.item_type);
+    v_eligible := format('s.embedding IS NOT NULL AND NOT s.item_id = ANY (coalesce($5, ''{}'')::%s[])', v_feed.item_type);
     IF v_user IS NOT NULL AND v_feed.user_type IS NOT NULL THEN
         EXECUTE format('SELECT embedding FROM %s WHERE user_id = $1::%s', pgfeed._profile(v_feed.feed_id), v_feed.user_type)
            INTO v_profile USING v_user;
         IF exclude_seen THEN
             v_eligible := v_eligible || format(
-                ' AND NOT EXISTS (SELECT FROM %s l WHERE l.user_id = $9::%s AND l.item_id = s.item_id)',
+                ' AND NOT EXISTS (SELECT FROM %s l WHERE l.user_id = $4::%s AND l.item_id = s.item_id)',
                 pgfeed._interaction_log(v_feed.feed_id), v_feed.user_type);
         END IF;
     END IF;
     IF "limit" = 0 THEN
         RETURN;
     END IF;
-    -- the components of an eligible item s; its score is their weighted sum ($2, $3, $4)
+    -- the components of an eligible item s
     v_components := format($c$
-        coalesce(1 - (s.embedding <=> $1), 0) AS similarity,
-        coalesce(1 / (1 + greatest(extract(epoch FROM now() - s.created_at)::float8, 0) / $5), 0) AS freshness,
-        least(1, ln(1 + coalesce((SELECT p.popularity FROM %s p WHERE p.item_id = s.item_id), 0)::float8) / ln($6))
-            AS popularity$c$, v_likes);
+        s.item_id::text,
+        coalesce(1 - (s.embedding <=> $1), 0)::float8,
+        coalesce(1 / (1 + greatest(extract(epoch FROM now() - s.created_at)::float8, 0) / $2), 0)::float8,
+        least(1, ln(1 + coalesce((SELECT p.popularity FROM %s p WHERE p.item_id = s.item_id), 0)::float8) / ln($3))::float8
+        $c$, v_likes);
 
     -- Fagin's threshold algorithm over three sorted index streams of the
     -- eligible items: nearest to the profile (HNSW, iterative scan), newest
     -- (btree on time), most liked (btree on the like count). Every item a
-    -- stream yields is scored exactly. The last value each stream yielded
-    -- bounds that component for every item no stream yielded; if the k-th
-    -- best score is at least the sum of the bounds, no unseen item can enter
-    -- the top k. Without a profile (cold start) similarity is 0 and the
-    -- similarity stream is not read. Every stored item has a like count, so
-    -- the popularity stream running out means every eligible item was seen.
-    v_round := format($q$
-        WITH nearest AS (
-            SELECT s.item_id, %7$s FROM %1$s s WHERE %4$s AND %3$s ORDER BY s.embedding <=> $1 LIMIT $10
-        ), newest AS (
-            SELECT s.item_id, %7$s FROM %1$s s
-             WHERE %5$s AND s.created_at IS NOT NULL AND %3$s ORDER BY s.created_at DESC LIMIT $10
-        ), popular AS (
-            SELECT s.item_id, %7$s FROM %6$s p JOIN %1$s s ON s.item_id = p.item_id
-             WHERE %3$s ORDER BY p.popularity DESC LIMIT $10
-        ), top AS (
-            SELECT item_id, $2 * similarity + $3 * freshness + $4 * popularity AS score, similarity, freshness, popularity
-              FROM (SELECT DISTINCT ON (item_id) * FROM (TABLE nearest UNION ALL TABLE newest UNION ALL TABLE popular) AS u) AS c
-             ORDER BY score DESC, item_id LIMIT $8
-        )
-        SELECT array_agg(t.item_id::text ORDER BY t.score DESC, t.item_id), array_agg(t.score ORDER BY t.score DESC, t.item_id),
-               array_agg(t.similarity ORDER BY t.score DESC, t.item_id), array_agg(t.freshness ORDER BY t.score DESC, t.item_id),
-               array_agg(t.popularity ORDER BY t.score DESC, t.item_id),
-               CASE WHEN count(*) = $8 THEN min(t.score) END,
-               -- an ended similarity stream still bounds by its last value: HNSW may stop at its scan limit
-               (SELECT CASE WHEN $1 IS NULL THEN 0 ELSE coalesce(min(similarity), -1) END FROM nearest),
-               (SELECT CASE WHEN count(*) = $10 THEN min(freshness) ELSE 0 END FROM newest),
-               -- NULL: the popularity stream ran out, every eligible item was seen
-               (SELECT CASE WHEN count(*) = $10 THEN min(popularity) END FROM popular)
-          FROM top t
-        $q$, v_store, v_feed.item_type, v_eligible,
-        CASE WHEN v_profile IS NULL OR v_feed.weight_similarity = 0 THEN 'false' ELSE 'true' END,
-        CASE WHEN v_feed.weight_freshness = 0 THEN 'false' ELSE 'true' END, v_likes, v_components);
+    -- stream yields is scored exactly. The last value a stream yielded bounds
+    -- that component for every item no stream yielded; once the k-th best
+    -- score is at least the weighted sum of the bounds, no unseen item can
+    -- enter the top k. The streams stay open and are read in turns, each turn
+    -- from the stream whose bound last fell fastest per millisecond: which one
+    -- pays depends on the data (similarities spread or bunched, like counts
+    -- saturated or not). Without a profile (cold start) similarity is 0 and
+    -- its stream is not read. Every stored item has a like count, so the
+    -- popularity stream running out means every eligible item was seen.
+    IF v_profile IS NOT NULL AND v_feed.weight_similarity > 0 THEN
+        v_cursor := NULL;
+        OPEN v_cursor NO SCROLL FOR EXECUTE format(
+            'SELECT %s FROM %s s WHERE %s ORDER BY s.embedding <=> $1', v_components, v_store, v_eligible)
+            USING v_profile, extract(epoch FROM v_feed.freshness_unit)::float8, v_feed.popularity_saturation, v_user, v_exclude;
+        v_cursors[1] := v_cursor; v_bounds[1] := 1;
+    END IF;
+    IF v_feed.weight_freshness > 0 THEN
+        v_cursor := NULL;
+        OPEN v_cursor NO SCROLL FOR EXECUTE format(
+            'SELECT %s FROM %s s WHERE %s AND s.created_at IS NOT NULL ORDER BY s.created_at DESC',
+            v_components, v_store, v_eligible)
+            USING v_profile, extract(epoch FROM v_feed.freshness_unit)::float8, v_feed.popularity_saturation, v_user, v_exclude;
+        v_cursors[2] := v_cursor; v_bounds[2] := 1;
+    END IF;
+    v_cursor := NULL;
+    OPEN v_cursor NO SCROLL FOR EXECUTE format(
+        'SELECT %s FROM %s p JOIN %s s ON s.item_id = p.item_id WHERE %s ORDER BY p.popularity DESC',
+        v_components, v_likes, v_store, v_eligible)
+        USING v_profile, extract(epoch FROM v_feed.freshness_unit)::float8, v_feed.popularity_saturation, v_user, v_exclude;
+    v_cursors[3] := v_cursor; v_bounds[3] := 1;
+
+    -- the best k of what was read, and of newly read rows ($1 to $9)
+    v_merge := format($q$
+        SELECT array_agg(item_id ORDER BY score DESC, item_id::%1$s), array_agg(score ORDER BY score DESC, item_id::%1$s),
+               array_agg(similarity ORDER BY score DESC, item_id::%1$s), array_agg(freshness ORDER BY score DESC, item_id::%1$s),
+               array_agg(popularity ORDER BY score DESC, item_id::%1$s)
+          FROM (SELECT * FROM (SELECT DISTINCT ON (item_id) *
+                                 FROM (SELECT * FROM unnest($1, $2, $3, $4, $5)
+                                       UNION ALL
+                                       SELECT i, $11 * s + $12 * f + $13 * p, s, f, p FROM unnest($6, $7, $8, $9) AS n(i, s, f, p)
+                                      ) AS c (item_id, score, similarity, freshness, popularity)
+                                ORDER BY item_id) AS d
+                 ORDER BY score DESC, item_id::%1$s LIMIT $10) AS t
+        $q$, v_feed.item_type);
 
     -- The bounds of the streams are loose when many items share a component
     -- value (a popular item saturates at popularity 1, and so may thousands
@@ -109,69 +143,98 @@ BEGIN
     -- and popularity together make up for what its similarity (at most the
     -- similarity bound) leaves to reach the k-th score; that needs a minimum
     -- creation time and a minimum like count, a box that the btrees on both
-    -- read directly. When the box holds few rows, they are scored and merged
-    -- and the result is exact; otherwise the streams are read deeper.
+    -- read directly. When the box holds no more rows than the streams have
+    -- read, they are scored and merged and the result is exact; otherwise the
+    -- streams are read on. Its limit keeps a failed try as cheap as the reads
+    -- so far, and the tries are spaced out as reads double.
     v_region := format($q$
-        WITH region AS (
-            SELECT s.item_id, %5$s FROM %1$s s JOIN %3$s p ON p.item_id = s.item_id
-             WHERE %4$s AND ($11::timestamptz IS NULL OR s.created_at >= $11) AND ($12::float8 IS NULL OR p.popularity >= $12)
-               AND NOT s.item_id = ANY ($13::%2$s[])
-             LIMIT 4 * $10 + 1
-        ), candidates AS (
-            SELECT item_id::text, $2 * similarity + $3 * freshness + $4 * popularity AS score, similarity, freshness, popularity
-              FROM region
-            UNION ALL
-            SELECT * FROM unnest($13, $14, $15, $16, $17)
-        ), top AS (
-            SELECT * FROM candidates ORDER BY score DESC, item_id::%2$s LIMIT $8
-        )
-        SELECT (SELECT count(*) FROM region),
-               array_agg(t.item_id ORDER BY t.score DESC, t.item_id::%2$s), array_agg(t.score ORDER BY t.score DESC, t.item_id::%2$s),
-               array_agg(t.similarity ORDER BY t.score DESC, t.item_id::%2$s),
-               array_agg(t.freshness ORDER BY t.score DESC, t.item_id::%2$s),
-               array_agg(t.popularity ORDER BY t.score DESC, t.item_id::%2$s)
-          FROM top t
+        SELECT %5$s FROM %1$s s JOIN %3$s p ON p.item_id = s.item_id
+         WHERE %4$s AND ($6::timestamptz IS NULL OR s.created_at >= $6) AND ($7::float8 IS NULL OR p.popularity >= ceil($7)::bigint)  -- like counts are whole: an index condition
+         LIMIT $8 + 1
         $q$, v_store, v_feed.item_type, v_likes, v_eligible, v_components);
+    v_next_region := 2 * greatest(v_feed.search_depth, "limit");
 
+    PERFORM set_config('hnsw.ef_search', v_feed.ef_search::text, true);
     PERFORM set_config('hnsw.max_scan_tuples', greatest(20000, 2 * v_feed.search_max_depth)::text, true);
-    v_depth := greatest(v_feed.search_depth, "limit");
     LOOP
-        -- HNSW finds the nearest n rows well only with a candidate list of at least n
-        PERFORM set_config('hnsw.ef_search', v_feed.ef_search::text, true);
-        EXECUTE v_round
-           INTO v_ids, v_scores, v_similarities, v_freshness, v_popularities, v_kth,
-                v_bound_similarity, v_bound_freshness, v_bound_popularity
-           USING v_profile, v_feed.weight_similarity, v_feed.weight_freshness, v_feed.weight_popularity,
-                 extract(epoch FROM v_feed.freshness_unit)::float8, v_feed.popularity_saturation,
-                 v_exclude, "limit", v_user, v_depth;
-        -- what freshness and popularity must add up to for an unseen item to reach the k-th score
-        v_need := v_kth - v_feed.weight_similarity * v_bound_similarity;
-        RAISE DEBUG 'pgfeed.feed: depth %, k-th score %, bounds similarity % freshness % popularity %',
-            v_depth, v_kth, v_bound_similarity, v_bound_freshness, v_bound_popularity;
-        EXIT WHEN v_ids IS NULL OR v_bound_popularity IS NULL  -- fewer than k eligible items, or all of them seen
-               OR v_feed.weight_freshness * v_bound_freshness + v_feed.weight_popularity * v_bound_popularity <= v_need;
-        -- freshness >= (need - w_pop * popularity bound) / w_fresh, i.e. created at most unit * (1/freshness - 1) ago
-        v_since := CASE WHEN v_feed.weight_freshness > 0 AND v_need > v_feed.weight_popularity * v_bound_popularity
-                        THEN now() - v_feed.freshness_unit * (v_feed.weight_freshness
-                                                              / (v_need - v_feed.weight_popularity * v_bound_popularity) - 1) END;
-        -- popularity >= (need - w_fresh * freshness bound) / w_pop, i.e. at least saturation^popularity - 1 likes
-        v_min_likes := CASE WHEN v_feed.weight_popularity > 0 AND v_need > v_feed.weight_freshness * v_bound_freshness
-                            THEN power(v_feed.popularity_saturation,
-                                       (v_need - v_feed.weight_freshness * v_bound_freshness) / v_feed.weight_popularity) - 1 END;
-        IF v_since IS NOT NULL OR v_min_likes IS NOT NULL OR v_depth >= v_feed.search_max_depth THEN
-            EXECUTE v_region
-               INTO v_region_rows, v_ids, v_scores, v_similarities, v_freshness, v_popularities
-               USING v_profile, v_feed.weight_similarity, v_feed.weight_freshness, v_feed.weight_popularity,
-                     extract(epoch FROM v_feed.freshness_unit)::float8, v_feed.popularity_saturation,
-                     v_exclude, "limit", v_user, v_depth, v_since, v_min_likes,
-                     v_ids, v_scores, v_similarities, v_freshness, v_popularities;
-            RAISE DEBUG 'pgfeed.feed: region since %, likes >= %: % rows', v_since, v_min_likes, v_region_rows;
-            -- past the deepest read allowed, the best of what was read is the answer
-            EXIT WHEN v_region_rows <= 4 * v_depth OR v_depth >= v_feed.search_max_depth;
+        -- The next stream to read: first each open one once. Then the one that
+        -- would close the gap soonest by itself at the pace of its last read;
+        -- when none can (clustered similarities fall slowly, then steeply;
+        -- saturated popularity does not fall), the one that fell fastest.
+        SELECT i INTO v_stream FROM generate_subscripts(v_cursors, 1) AS i
+         WHERE v_cursors[i] IS NOT NULL AND v_read[i] < v_feed.search_max_depth
+         ORDER BY v_slopes[i] IS NOT NULL,
+                  CASE WHEN v_weights[i] * (v_bounds[i] - v_lowest[i]) >= v_gap AND v_slopes[i] > 0
+                       THEN v_gap / v_slopes[i] END NULLS LAST,
+                  v_slopes[i] DESC, v_weights[i] * v_bounds[i] DESC, i
+         LIMIT 1;
+        EXIT WHEN v_stream IS NULL;  -- every stream read to its deepest
+        v_first := NULL;
+        v_before := v_bounds[v_stream];
+        v_cursor := v_cursors[v_stream];
+        v_started := clock_timestamp();
+        v_new_ids := '{}'; v_new_similarities := '{}'; v_new_freshnesses := '{}'; v_new_popularities := '{}';
+        FOR j IN 1 .. least(greatest(v_feed.search_depth, "limit", v_read[v_stream] / 2),
+                            v_feed.search_max_depth - v_read[v_stream]) LOOP
+            FETCH v_cursor INTO v_id, v_similarity, v_freshness, v_popularity;
+            IF NOT FOUND THEN
+                CLOSE v_cursor;
+                v_cursors[v_stream] := NULL;
+                EXIT;
+            END IF;
+            v_new_ids := v_new_ids || v_id; v_new_similarities := v_new_similarities || v_similarity;
+            v_new_freshnesses := v_new_freshnesses || v_freshness; v_new_popularities := v_new_popularities || v_popularity;
+            v_bounds[v_stream] := CASE v_stream WHEN 1 THEN v_similarity WHEN 2 THEN v_freshness ELSE v_popularity END;
+            v_first := coalesce(v_first, v_bounds[v_stream]);
+        END LOOP;
+        v_read[v_stream] := v_read[v_stream] + cardinality(v_new_ids);
+        IF v_cursors[v_stream] IS NULL AND v_stream = 2 THEN
+            v_bounds[2] := 0;  -- every eligible item with a creation time was seen
         END IF;
-        v_depth := least(v_depth * 4, v_feed.search_max_depth);
+        -- a similarity stream that ran out still bounds by its last value: HNSW may stop at its scan limit
+        -- a similarity bound that rose (the scan came upon a second cluster near
+        -- the profile) makes the stream new again: read on before judging its pace
+        v_slopes[v_stream] := CASE WHEN v_bounds[v_stream] <= v_before THEN
+            v_weights[v_stream] * coalesce(v_first - v_bounds[v_stream], 0)
+            / greatest(extract(epoch FROM clock_timestamp() - v_started) * 1000, 0.001) END;
+        EXECUTE v_merge INTO v_ids, v_scores, v_similarities, v_freshnesses, v_popularities
+            USING v_ids, v_scores, v_similarities, v_freshnesses, v_popularities,
+                  v_new_ids, v_new_similarities, v_new_freshnesses, v_new_popularities,
+                  "limit", v_feed.weight_similarity, v_feed.weight_freshness, v_feed.weight_popularity;
+        v_kth := CASE WHEN cardinality(v_ids) = "limit" THEN v_scores["limit"] END;
+        RAISE DEBUG 'pgfeed.feed: read % rows (nearest, newest, most liked), k-th score %, bounds %, slopes %',
+            v_read, v_kth, v_bounds, v_slopes;
+        EXIT WHEN v_cursors[3] IS NULL;  -- every eligible item was seen
+        CONTINUE WHEN v_kth IS NULL;
+        v_gap := v_weights[1] * v_bounds[1] + v_weights[2] * v_bounds[2] + v_weights[3] * v_bounds[3] - v_kth;
+        EXIT WHEN v_gap <= 0;
+        CONTINUE WHEN v_read[1] + v_read[2] + v_read[3] < v_next_region;
+        v_next_region := 2 * (v_read[1] + v_read[2] + v_read[3]);
+        -- what freshness and popularity must add up to for an unseen item to reach the k-th score
+        v_need := v_kth - v_weights[1] * v_bounds[1];
+        -- freshness >= (need - w_pop * popularity bound) / w_fresh, i.e. created at most unit * (1/freshness - 1) ago
+        v_since := CASE WHEN v_weights[2] > 0 AND v_need > v_weights[3] * v_bounds[3]
+                        THEN now() - v_feed.freshness_unit * (v_weights[2] / (v_need - v_weights[3] * v_bounds[3]) - 1) END;
+        -- popularity >= (need - w_fresh * freshness bound) / w_pop, i.e. at least saturation^popularity - 1 likes
+        v_min_likes := CASE WHEN v_weights[3] > 0 AND v_need > v_weights[2] * v_bounds[2]
+                            THEN power(v_feed.popularity_saturation,
+                                       (v_need - v_weights[2] * v_bounds[2]) / v_weights[3]) - 1 END;
+        CONTINUE WHEN v_since IS NULL AND v_min_likes IS NULL;
+        EXECUTE format('SELECT array_agg(r.i), array_agg(r.s), array_agg(r.f), array_agg(r.p) FROM (%s) AS r (i, s, f, p)', v_region)
+           INTO v_new_ids, v_new_similarities, v_new_freshnesses, v_new_popularities
+           USING v_profile, extract(epoch FROM v_feed.freshness_unit)::float8, v_feed.popularity_saturation, v_user,
+                 v_exclude, v_since, v_min_likes, v_read[1] + v_read[2] + v_read[3];
+        v_region_rows := coalesce(cardinality(v_new_ids), 0);
+        RAISE DEBUG 'pgfeed.feed: region since %, likes >= %: % rows', v_since, v_min_likes, v_region_rows;
+        IF v_region_rows <= v_read[1] + v_read[2] + v_read[3] THEN
+            EXECUTE v_merge INTO v_ids, v_scores, v_similarities, v_freshnesses, v_popularities
+                USING v_ids, v_scores, v_similarities, v_freshnesses, v_popularities,
+                      v_new_ids, v_new_similarities, v_new_freshnesses, v_new_popularities,
+                      "limit", v_feed.weight_similarity, v_feed.weight_freshness, v_feed.weight_popularity;
+            EXIT;
+        END IF;
     END LOOP;
-    RETURN QUERY SELECT * FROM unnest(v_ids, v_scores, v_similarities, v_freshness, v_popularities);
+    RETURN QUERY SELECT * FROM unnest(v_ids, v_scores, v_similarities, v_freshnesses, v_popularities);
 END
 $$;
 COMMENT ON FUNCTION pgfeed.feed(text, anyelement, integer, anycompatiblearray, boolean) IS
