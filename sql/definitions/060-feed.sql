@@ -25,6 +25,7 @@ DECLARE
     v_feed pgfeed.feed_config := pgfeed._feed(feed);
     v_store text := pgfeed._item_store(v_feed.feed_id);
     v_likes text := pgfeed._item_popularity(v_feed.feed_id);
+    v_unit float8 := extract(epoch FROM v_feed.freshness_unit);  -- seconds
     v_user text;
     v_exclude text[];
     v_profile vector;
@@ -95,17 +96,17 @@ BEGIN
     -- stream yields is scored exactly. The last value a stream yielded bounds
     -- that component for every item no stream yielded; once the k-th best
     -- score is at least the weighted sum of the bounds, no unseen item can
-    -- enter the top k. The streams stay open and are read in turns, each turn
-    -- from the stream whose bound last fell fastest per millisecond: which one
-    -- pays depends on the data (similarities spread or bunched, like counts
-    -- saturated or not). Without a profile (cold start) similarity is 0 and
+    -- enter the top k. The streams stay open and are read in turns (the rule
+    -- is at the loop's head): which one pays depends on the data (similarities
+    -- spread or bunched, like counts saturated or not). Without a profile
+    -- (cold start) similarity is 0 and
     -- its stream is not read. Every stored item has a like count, so the
     -- popularity stream running out means every eligible item was seen.
     IF v_profile IS NOT NULL AND v_feed.weight_similarity > 0 THEN
         v_cursor := NULL;
         OPEN v_cursor NO SCROLL FOR EXECUTE format(
             'SELECT %s FROM %s s WHERE %s ORDER BY s.embedding <=> $1', v_components, v_store, v_eligible)
-            USING v_profile, extract(epoch FROM v_feed.freshness_unit)::float8, v_feed.popularity_saturation, v_user, v_exclude;
+            USING v_profile, v_unit, v_feed.popularity_saturation, v_user, v_exclude;
         v_cursors[1] := v_cursor; v_bounds[1] := 1;
     END IF;
     IF v_feed.weight_freshness > 0 THEN
@@ -113,14 +114,14 @@ BEGIN
         OPEN v_cursor NO SCROLL FOR EXECUTE format(
             'SELECT %s FROM %s s WHERE %s AND s.created_at IS NOT NULL ORDER BY s.created_at DESC',
             v_components, v_store, v_eligible)
-            USING v_profile, extract(epoch FROM v_feed.freshness_unit)::float8, v_feed.popularity_saturation, v_user, v_exclude;
+            USING v_profile, v_unit, v_feed.popularity_saturation, v_user, v_exclude;
         v_cursors[2] := v_cursor; v_bounds[2] := 1;
     END IF;
     v_cursor := NULL;
     OPEN v_cursor NO SCROLL FOR EXECUTE format(
         'SELECT %s FROM %s p JOIN %s s ON s.item_id = p.item_id WHERE %s ORDER BY p.popularity DESC',
         v_components, v_likes, v_store, v_eligible)
-        USING v_profile, extract(epoch FROM v_feed.freshness_unit)::float8, v_feed.popularity_saturation, v_user, v_exclude;
+        USING v_profile, v_unit, v_feed.popularity_saturation, v_user, v_exclude;
     v_cursors[3] := v_cursor; v_bounds[3] := 1;
 
     -- the best k of what was read, and of newly read rows ($1 to $9)
@@ -222,7 +223,7 @@ BEGIN
         CONTINUE WHEN v_since IS NULL AND v_min_likes IS NULL;
         EXECUTE format('SELECT array_agg(r.i), array_agg(r.s), array_agg(r.f), array_agg(r.p) FROM (%s) AS r (i, s, f, p)', v_region)
            INTO v_new_ids, v_new_similarities, v_new_freshnesses, v_new_popularities
-           USING v_profile, extract(epoch FROM v_feed.freshness_unit)::float8, v_feed.popularity_saturation, v_user,
+           USING v_profile, v_unit, v_feed.popularity_saturation, v_user,
                  v_exclude, v_since, v_min_likes, v_read[1] + v_read[2] + v_read[3];
         v_region_rows := coalesce(cardinality(v_new_ids), 0);
         RAISE DEBUG 'pgfeed.feed: region since %, likes >= %: % rows', v_since, v_min_likes, v_region_rows;
