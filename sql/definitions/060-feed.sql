@@ -192,9 +192,10 @@ BEGIN
         IF v_cursors[v_stream] IS NULL AND v_stream = 2 THEN
             v_bounds[2] := 0;  -- every eligible item with a creation time was seen
         END IF;
-        -- a similarity stream that ran out still bounds by its last value: HNSW may stop at its scan limit
-        -- a similarity bound that rose (the scan came upon a second cluster near
-        -- the profile) makes the stream new again: read on before judging its pace
+        -- (A similarity stream that ran out still bounds by its last value: HNSW
+        -- may stop at its scan limit.) A similarity bound that rose (the scan
+        -- came upon a second cluster near the profile) makes the stream new
+        -- again: read on before judging its pace.
         v_slopes[v_stream] := CASE WHEN v_bounds[v_stream] <= v_before THEN
             v_weights[v_stream] * coalesce(v_first - v_bounds[v_stream], 0)
             / greatest(extract(epoch FROM clock_timestamp() - v_started) * 1000, 0.001) END;
