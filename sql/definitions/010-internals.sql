@@ -63,13 +63,32 @@ COMMENT ON FUNCTION pgfeed._next_item_store(integer) IS
     'name of the item store a model switch fills with the next model''s vectors';
 
 -- Popularity lives apart from the item store: a like then never writes a new
--- version of an item's row, which would add an entry to its HNSW index.
+-- version of an item's row, which would add an entry to its HNSW index. Only
+-- the item's like-count tier (below) is kept in the store.
 CREATE OR REPLACE FUNCTION pgfeed._item_popularity(p_feed_id integer) RETURNS text
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 SET search_path FROM CURRENT
 AS $$ SELECT 'pgfeed.item_popularity_' || p_feed_id $$;
 COMMENT ON FUNCTION pgfeed._item_popularity(integer) IS
     'name of a feed''s table of like counts: one row for every item in the store or liked';
+
+-- Like-count tiers by powers of ten: 0-8, 9-98, 99-998, 999 and more likes.
+-- Each tier of an item store has its own HNSW index, so that the feed reads
+-- the nearest popular items apart from the nearest unpopular ones; with the
+-- default saturation (1000) tier 3 is exactly the items at popularity 1.
+CREATE OR REPLACE FUNCTION pgfeed._popularity_tier(p_likes bigint) RETURNS smallint
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path FROM CURRENT
+AS $$ SELECT CASE WHEN p_likes >= 999 THEN 3 WHEN p_likes >= 99 THEN 2 WHEN p_likes >= 9 THEN 1 ELSE 0 END::smallint $$;
+COMMENT ON FUNCTION pgfeed._popularity_tier(bigint) IS
+    'an item''s like-count tier (0 to 3: 0-8, 9-98, 99-998, 999+ likes); the item store keeps it, and has an HNSW index a tier';
+
+CREATE OR REPLACE FUNCTION pgfeed._tier_most_likes(p_tier integer) RETURNS bigint
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path FROM CURRENT
+AS $$ SELECT CASE WHEN p_tier < 3 THEN (10::bigint ^ (p_tier + 1))::bigint - 2 END $$;
+COMMENT ON FUNCTION pgfeed._tier_most_likes(integer) IS
+    'the most likes an item of a tier can have (NULL: no limit)';
 
 CREATE OR REPLACE FUNCTION pgfeed._interaction_log(p_feed_id integer) RETURNS text
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE

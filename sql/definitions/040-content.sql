@@ -73,16 +73,52 @@ BEGIN
             created_at  timestamptz,
             model       text,
             error       text,
-            embedded_at timestamptz
+            embedded_at timestamptz,
+            tier        smallint NOT NULL DEFAULT 0  -- pgfeed._popularity_tier of its like count
         );
-        CREATE INDEX ON %1$s USING hnsw (embedding vector_cosine_ops);
         CREATE INDEX ON %1$s (created_at);
         COMMENT ON TABLE %1$s IS %4$L;
         $ddl$, p_table, p_item_type, p_dimensions, p_comment);
+    FOR v_tier IN 0 .. 3 LOOP
+        EXECUTE format('CREATE INDEX ON %s USING hnsw (embedding vector_cosine_ops) WHERE tier = %s', p_table, v_tier);
+    END LOOP;
 END
 $$;
 COMMENT ON FUNCTION pgfeed._create_item_store(text, regtype, integer, text) IS
-    'creates an item store: one row an item, its vector (HNSW index), text hash, time, model label and error';
+    'creates an item store: one row an item, its vector (an HNSW index a like-count tier), text hash, time, '
+    'model label, error and tier';
+
+CREATE OR REPLACE FUNCTION pgfeed._tier_trigger() RETURNS trigger
+LANGUAGE plpgsql VOLATILE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    -- (A model switch's shadow store takes the tiers of this one when it is swapped in.)
+    EXECUTE format('UPDATE %s SET tier = $1 WHERE item_id = $2', pgfeed._item_store(TG_ARGV[0]::integer))
+      USING pgfeed._popularity_tier(NEW.popularity), NEW.item_id;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION pgfeed._tier_trigger() IS
+    'row trigger on a like-count table: moves an item whose count crossed a power of ten to its new tier';
+
+CREATE OR REPLACE FUNCTION pgfeed._create_tier_triggers(p_feed_id integer) RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    -- only when the tier changes: three times in the life of an item with a thousand likes
+    EXECUTE format($ddl$
+        CREATE OR REPLACE TRIGGER pgfeed_tier_insert AFTER INSERT ON %1$s FOR EACH ROW
+            WHEN (pgfeed._popularity_tier(NEW.popularity) <> 0) EXECUTE FUNCTION pgfeed._tier_trigger(%2$s);
+        CREATE OR REPLACE TRIGGER pgfeed_tier_update AFTER UPDATE OF popularity ON %1$s FOR EACH ROW
+            WHEN (pgfeed._popularity_tier(OLD.popularity) <> pgfeed._popularity_tier(NEW.popularity))
+            EXECUTE FUNCTION pgfeed._tier_trigger(%2$s);
+        $ddl$, pgfeed._item_popularity(p_feed_id), p_feed_id);
+END
+$$;
+COMMENT ON FUNCTION pgfeed._create_tier_triggers(integer) IS
+    'creates (or replaces) the triggers that keep the item store''s like-count tiers in step with the like counts';
 
 CREATE OR REPLACE FUNCTION pgfeed.attach_content(
     feed text,
@@ -123,6 +159,7 @@ BEGIN
         CREATE INDEX ON %1$s (popularity);
         COMMENT ON TABLE %1$s IS %3$L;
         $ddl$, pgfeed._item_popularity(v_feed.feed_id), v_item_kind, format('pgfeed like counts of feed %s', feed));
+    PERFORM pgfeed._create_tier_triggers(v_feed.feed_id);
 
     INSERT INTO pgfeed.content_source (feed_id, source, id_column, text_expression, created_at_column, condition)
     VALUES (v_feed.feed_id, source, id_column, attach_content.text, created_at_column, condition);
@@ -268,7 +305,7 @@ BEGIN
     END IF;
     EXECUTE format($q$
         WITH stored AS (
-        INSERT INTO %1$s AS s (item_id, embedding, text_hash, created_at, model, error, embedded_at)
+        INSERT INTO %1$s AS s (item_id, embedding, text_hash, created_at, model, error, embedded_at, tier)
         SELECT u.id::%2$s, e.embedding,
                CASE WHEN e.embedding IS NOT NULL OR u.body !~ '[^[:space:]]' THEN md5(u.body) END,
                u.created, $6,
@@ -276,7 +313,8 @@ BEGIN
                     WHEN u.body IS NULL THEN 'text expression is NULL'
                     WHEN u.body !~ '[^[:space:]]' THEN 'text expression is empty'
                     ELSE $5 END,
-               now()
+               now(),
+               coalesce(pgfeed._popularity_tier((SELECT p.popularity FROM %3$s p WHERE p.item_id = u.id::%2$s)), 0)
           FROM unnest($1, $2, $3) WITH ORDINALITY AS u(id, body, created, ord)
           LEFT JOIN unnest($4, $7) AS e(ord, embedding) ON e.ord = u.ord
           %4$s
@@ -453,3 +491,6 @@ $$;
 COMMENT ON FUNCTION pgfeed.reembed_batch(text, integer, boolean, boolean) IS
     'one page of a resumable reembed, to be called (each in its own transaction) until it returns 0 rows: embeds the '
     'content rows after the last committed key and records the new one; restart starts over, force re-embeds all';
+
+-- Feeds attached before the like-count tiers existed (migration 004) get their triggers here.
+SELECT pgfeed._create_tier_triggers(feed_id) FROM pgfeed.content_source;

@@ -131,8 +131,8 @@ BEGIN
     -- vector (kept failures) carry over as they are.
     EXECUTE format($q$
         DELETE FROM %2$s n WHERE NOT EXISTS (SELECT FROM %1$s s WHERE s.item_id = n.item_id AND s.embedding IS NOT NULL);
-        UPDATE %2$s n SET created_at = s.created_at FROM %1$s s
-         WHERE s.item_id = n.item_id AND s.created_at IS DISTINCT FROM n.created_at;
+        UPDATE %2$s n SET created_at = s.created_at, tier = s.tier FROM %1$s s
+         WHERE s.item_id = n.item_id AND (s.created_at IS DISTINCT FROM n.created_at OR s.tier <> n.tier);
         INSERT INTO %2$s SELECT * FROM %1$s WHERE embedding IS NULL;
         DROP TABLE %1$s;
         ALTER TABLE %2$s RENAME TO %3$I;

@@ -31,31 +31,31 @@ DECLARE
     v_profile vector;
     v_eligible text;
     v_components text;
-    v_merge text;
-    v_region text;
-    -- the three streams: 1 nearest to the profile, 2 newest, 3 most liked
-    v_cursors text[] := ARRAY[NULL, NULL, NULL];  -- their portals; read through v_cursor
+    -- The streams: 1 to 4 nearest to the profile among the items of like-count
+    -- tier 0 to 3 (pgfeed._popularity_tier), 5 newest, 6 most liked. Each is
+    -- opened when first read; NULL query: not read in this call.
+    v_queries text[] := array_fill(NULL::text, ARRAY[6]);
+    v_cursors text[] := array_fill(NULL::text, ARRAY[6]);  -- their portals; read through v_cursor
     v_cursor refcursor;
-    v_weights float8[] := ARRAY[v_feed.weight_similarity, v_feed.weight_freshness, v_feed.weight_popularity];
-    v_bounds float8[] := ARRAY[0, 0, 0];  -- the last value of each stream's component
-    v_read integer[] := ARRAY[0, 0, 0];   -- rows read from each stream
-    v_lowest float8[] := ARRAY[-1, 0, 0];  -- the lowest value of each component
-    v_slopes float8[] := ARRAY[NULL, NULL, NULL];  -- weighted value each stream fell by per millisecond, last read
+    v_ended boolean[] := array_fill(false, ARRAY[6]);
+    v_weights float8[];
+    v_ceilings float8[];  -- the highest popularity in each tier
+    v_bounds float8[] := array_fill(1::float8, ARRAY[6]);  -- the last value of each stream's component
+    v_read integer[] := array_fill(0, ARRAY[6]);            -- rows read from each stream
+    v_lowest float8[] := ARRAY[-1, -1, -1, -1, 0, 0];       -- the lowest value of each component
+    v_slopes float8[] := array_fill(NULL::float8, ARRAY[6]);  -- weighted value each stream fell by per ms, last read
     v_stream integer;
+    v_tier integer;  -- the tier whose unseen items can score the most
     v_started timestamptz;
     v_first float8;
     v_before float8;
     v_gap float8;  -- how far the threshold is above the k-th score
     v_id text; v_similarity float8; v_freshness float8; v_popularity float8;
+    -- the best items read so far (the k best and any tied with the k-th), then newly read rows
     v_ids text[] := '{}'; v_scores float8[] := '{}'; v_similarities float8[] := '{}';
     v_freshnesses float8[] := '{}'; v_popularities float8[] := '{}';
     v_new_ids text[]; v_new_similarities float8[]; v_new_freshnesses float8[]; v_new_popularities float8[];
     v_kth float8;
-    v_need float8;
-    v_since timestamptz;
-    v_min_likes float8;
-    v_region_rows bigint;
-    v_next_region integer;
 BEGIN
     IF v_feed.item_type IS NULL THEN
         RAISE EXCEPTION 'feed "%" has no content table', feed
@@ -90,86 +90,68 @@ BEGIN
         least(1, ln(1 + coalesce((SELECT p.popularity FROM %s p WHERE p.item_id = s.item_id), 0)::float8) / ln($3))::float8
         $c$, v_likes);
 
-    -- Fagin's threshold algorithm over three sorted index streams of the
-    -- eligible items: nearest to the profile (HNSW, iterative scan), newest
-    -- (btree on time), most liked (btree on the like count). Every item a
-    -- stream yields is scored exactly. The last value a stream yielded bounds
-    -- that component for every item no stream yielded; once the k-th best
-    -- score is at least the weighted sum of the bounds, no unseen item can
-    -- enter the top k. The streams stay open and are read in turns (the rule
-    -- is at the loop's head): which one pays depends on the data (similarities
-    -- spread or bunched, like counts saturated or not). Without a profile
-    -- (cold start) similarity is 0 and
-    -- its stream is not read. Every stored item has a like count, so the
-    -- popularity stream running out means every eligible item was seen.
+    -- Fagin's threshold algorithm over sorted index streams of the eligible
+    -- items: nearest to the profile (HNSW, iterative scan) in each like-count
+    -- tier, newest (btree on time), most liked (btree on the like count).
+    -- Every item a stream yields is scored exactly. An item no stream yielded
+    -- has at most the similarity last read in its tier, the popularity of its
+    -- tier and of the last item read most liked, and the freshness last read
+    -- newest; once the k-th best score is at least the highest such bound (the
+    -- threshold), no unseen item can enter the top k. The tiers make the bound
+    -- tight: the nearest items among the most liked are what a feed shows, and
+    -- without them a similarity stream would have to be read until it passes
+    -- every such item's similarity. The streams stay open and are read in turns
+    -- (the rule is at the loop's head). Without a profile (cold start)
+    -- similarity is 0 and no tier is read. Every stored item has a like count,
+    -- so the popularity stream running out means every eligible item was seen.
+    v_weights := ARRAY[v_feed.weight_similarity, v_feed.weight_similarity, v_feed.weight_similarity,
+                       v_feed.weight_similarity, v_feed.weight_freshness, v_feed.weight_popularity];
+    v_ceilings := ARRAY(SELECT least(1, coalesce(ln(1 + pgfeed._tier_most_likes(t)) / ln(v_feed.popularity_saturation), 1))
+                          FROM generate_series(0, 3) AS t);
     IF v_profile IS NOT NULL AND v_feed.weight_similarity > 0 THEN
-        v_cursor := NULL;
-        OPEN v_cursor NO SCROLL FOR EXECUTE format(
-            'SELECT %s FROM %s s WHERE %s ORDER BY s.embedding <=> $1', v_components, v_store, v_eligible)
-            USING v_profile, v_unit, v_feed.popularity_saturation, v_user, v_exclude;
-        v_cursors[1] := v_cursor; v_bounds[1] := 1;
+        FOR t IN 0 .. 3 LOOP
+            v_queries[t + 1] := format('SELECT %s FROM %s s WHERE %s AND s.tier = %s ORDER BY s.embedding <=> $1',
+                                       v_components, v_store, v_eligible, t);
+        END LOOP;
+    ELSE
+        v_bounds[1:4] := ARRAY[0, 0, 0, 0];
     END IF;
     IF v_feed.weight_freshness > 0 THEN
-        v_cursor := NULL;
-        OPEN v_cursor NO SCROLL FOR EXECUTE format(
-            'SELECT %s FROM %s s WHERE %s AND s.created_at IS NOT NULL ORDER BY s.created_at DESC',
-            v_components, v_store, v_eligible)
-            USING v_profile, v_unit, v_feed.popularity_saturation, v_user, v_exclude;
-        v_cursors[2] := v_cursor; v_bounds[2] := 1;
+        v_queries[5] := format('SELECT %s FROM %s s WHERE %s AND s.created_at IS NOT NULL ORDER BY s.created_at DESC',
+                               v_components, v_store, v_eligible);
     END IF;
-    v_cursor := NULL;
-    OPEN v_cursor NO SCROLL FOR EXECUTE format(
-        'SELECT %s FROM %s p JOIN %s s ON s.item_id = p.item_id WHERE %s ORDER BY p.popularity DESC',
-        v_components, v_likes, v_store, v_eligible)
-        USING v_profile, v_unit, v_feed.popularity_saturation, v_user, v_exclude;
-    v_cursors[3] := v_cursor; v_bounds[3] := 1;
-
-    -- the best k of what was read, and of newly read rows ($1 to $9)
-    v_merge := format($q$
-        SELECT array_agg(item_id ORDER BY score DESC, item_id::%1$s), array_agg(score ORDER BY score DESC, item_id::%1$s),
-               array_agg(similarity ORDER BY score DESC, item_id::%1$s), array_agg(freshness ORDER BY score DESC, item_id::%1$s),
-               array_agg(popularity ORDER BY score DESC, item_id::%1$s)
-          FROM (SELECT * FROM (SELECT DISTINCT ON (item_id) *
-                                 FROM (SELECT * FROM unnest($1, $2, $3, $4, $5)
-                                       UNION ALL
-                                       SELECT i, $11 * s + $12 * f + $13 * p, s, f, p FROM unnest($6, $7, $8, $9) AS n(i, s, f, p)
-                                      ) AS c (item_id, score, similarity, freshness, popularity)
-                                ORDER BY item_id) AS d
-                 ORDER BY score DESC, item_id::%1$s LIMIT $10) AS t
-        $q$, v_feed.item_type);
-
-    -- The bounds of the streams are loose when many items share a component
-    -- value (a popular item saturates at popularity 1, and so may thousands
-    -- more). An unseen item can still enter the top k only if its freshness
-    -- and popularity together make up for what its similarity (at most the
-    -- similarity bound) leaves to reach the k-th score; that needs a minimum
-    -- creation time and a minimum like count, a box that the btrees on both
-    -- read directly. When the box holds no more rows than the streams have
-    -- read, they are scored and merged and the result is exact; otherwise the
-    -- streams are read on. Its limit keeps a failed try as cheap as the reads
-    -- so far, and the tries are spaced out as reads double.
-    v_region := format($q$
-        SELECT %5$s FROM %1$s s JOIN %3$s p ON p.item_id = s.item_id
-         WHERE %4$s AND ($6::timestamptz IS NULL OR s.created_at >= $6) AND ($7::float8 IS NULL OR p.popularity >= ceil($7)::bigint)  -- like counts are whole: an index condition
-         LIMIT $8 + 1
-        $q$, v_store, v_feed.item_type, v_likes, v_eligible, v_components);
-    v_next_region := 2 * greatest(v_feed.search_depth, "limit");
+    v_queries[6] := format('SELECT %s FROM %s p JOIN %s s ON s.item_id = p.item_id WHERE %s ORDER BY p.popularity DESC',
+                           v_components, v_likes, v_store, v_eligible);
 
     PERFORM set_config('hnsw.ef_search', v_feed.ef_search::text, true);
     PERFORM set_config('hnsw.max_scan_tuples', greatest(20000, 2 * v_feed.search_max_depth)::text, true);
     LOOP
-        -- The next stream to read: first each open one once. Then the one that
-        -- would close the gap soonest by itself at the pace of its last read;
-        -- when none can (clustered similarities fall slowly, then steeply;
+        -- The tier whose unseen items could score the most; the threshold is
+        -- their bound. What lowers it: that tier's stream, the newest stream,
+        -- the most liked stream (once below the tier's ceiling).
+        SELECT t INTO v_tier FROM generate_series(1, 4) AS t
+         ORDER BY v_weights[t] * v_bounds[t] + v_weights[6] * least(v_ceilings[t], v_bounds[6]) DESC, t DESC LIMIT 1;
+        v_gap := v_weights[v_tier] * v_bounds[v_tier] + v_weights[6] * least(v_ceilings[v_tier], v_bounds[6])
+                 + v_weights[5] * v_bounds[5] - v_kth;
+        EXIT WHEN v_gap < 0;  -- (a tie could be an unseen item with a smaller key)
+        -- The next stream to read among those: first each once. Then the one
+        -- that would close the gap soonest by itself at the pace of its last
+        -- read; when none can (clustered similarities fall slowly, then steeply;
         -- saturated popularity does not fall), the one that fell fastest.
-        SELECT i INTO v_stream FROM generate_subscripts(v_cursors, 1) AS i
-         WHERE v_cursors[i] IS NOT NULL AND v_read[i] < v_feed.search_max_depth
+        SELECT i INTO v_stream FROM unnest(ARRAY[v_tier, 5, 6]) AS i
+         WHERE v_queries[i] IS NOT NULL AND NOT v_ended[i] AND v_read[i] < v_feed.search_max_depth
          ORDER BY v_slopes[i] IS NOT NULL,
                   CASE WHEN v_weights[i] * (v_bounds[i] - v_lowest[i]) >= v_gap AND v_slopes[i] > 0
                        THEN v_gap / v_slopes[i] END NULLS LAST,
                   v_slopes[i] DESC, v_weights[i] * v_bounds[i] DESC, i
          LIMIT 1;
-        EXIT WHEN v_stream IS NULL;  -- every stream read to its deepest
+        EXIT WHEN v_stream IS NULL;  -- what could lower the threshold is read to its deepest
+        IF v_cursors[v_stream] IS NULL THEN
+            v_cursor := NULL;
+            OPEN v_cursor NO SCROLL FOR EXECUTE v_queries[v_stream]
+                USING v_profile, v_unit, v_feed.popularity_saturation, v_user, v_exclude;
+            v_cursors[v_stream] := v_cursor;
+        END IF;
         v_first := NULL;
         v_before := v_bounds[v_stream];
         v_cursor := v_cursors[v_stream];
@@ -180,68 +162,56 @@ BEGIN
             FETCH v_cursor INTO v_id, v_similarity, v_freshness, v_popularity;
             IF NOT FOUND THEN
                 CLOSE v_cursor;
-                v_cursors[v_stream] := NULL;
+                v_ended[v_stream] := true;
                 EXIT;
             END IF;
             v_new_ids := v_new_ids || v_id; v_new_similarities := v_new_similarities || v_similarity;
             v_new_freshnesses := v_new_freshnesses || v_freshness; v_new_popularities := v_new_popularities || v_popularity;
-            v_bounds[v_stream] := CASE v_stream WHEN 1 THEN v_similarity WHEN 2 THEN v_freshness ELSE v_popularity END;
+            v_bounds[v_stream] := CASE WHEN v_stream <= 4 THEN v_similarity WHEN v_stream = 5 THEN v_freshness
+                                       ELSE v_popularity END;
             v_first := coalesce(v_first, v_bounds[v_stream]);
         END LOOP;
         v_read[v_stream] := v_read[v_stream] + cardinality(v_new_ids);
-        IF v_cursors[v_stream] IS NULL AND v_stream = 2 THEN
-            v_bounds[2] := 0;  -- every eligible item with a creation time was seen
+        IF v_ended[v_stream] AND v_stream <> 6 THEN
+            -- Every eligible item of the tier (or with a creation time) was seen:
+            -- none is left to bound. An HNSW scan could also stop at its limit
+            -- on visited rows, but that is twice the deepest read, so it would
+            -- take more rows filtered out (seen, excluded) than read.
+            v_bounds[v_stream] := v_lowest[v_stream];
         END IF;
-        -- (A similarity stream that ran out still bounds by its last value: HNSW
-        -- may stop at its scan limit.) A similarity bound that rose (the scan
-        -- came upon a second cluster near the profile) makes the stream new
-        -- again: read on before judging its pace.
+        -- A similarity bound that rose (the scan came upon a second cluster
+        -- near the profile) makes the stream new again: read on before judging
+        -- its pace.
         v_slopes[v_stream] := CASE WHEN v_bounds[v_stream] <= v_before THEN
             v_weights[v_stream] * coalesce(v_first - v_bounds[v_stream], 0)
             / greatest(extract(epoch FROM clock_timestamp() - v_started) * 1000, 0.001) END;
-        EXECUTE v_merge INTO v_ids, v_scores, v_similarities, v_freshnesses, v_popularities
-            USING v_ids, v_scores, v_similarities, v_freshnesses, v_popularities,
-                  v_new_ids, v_new_similarities, v_new_freshnesses, v_new_popularities,
-                  "limit", v_feed.weight_similarity, v_feed.weight_freshness, v_feed.weight_popularity;
-        v_kth := CASE WHEN cardinality(v_ids) = "limit" THEN v_scores["limit"] END;
-        RAISE DEBUG 'pgfeed.feed: read % rows (nearest, newest, most liked), k-th score %, bounds %, slopes %',
+        SELECT array_agg(m.i ORDER BY m.sc DESC), array_agg(m.sc ORDER BY m.sc DESC), array_agg(m.s ORDER BY m.sc DESC),
+               array_agg(m.f ORDER BY m.sc DESC), array_agg(m.p ORDER BY m.sc DESC)
+          INTO v_ids, v_scores, v_similarities, v_freshnesses, v_popularities
+          FROM (SELECT * FROM (SELECT DISTINCT ON (c.i) *
+                                 FROM (SELECT * FROM unnest(v_ids, v_scores, v_similarities, v_freshnesses, v_popularities)
+                                       UNION ALL
+                                       SELECT n.i, v_weights[1] * n.s + v_weights[5] * n.f + v_weights[6] * n.p, n.s, n.f, n.p
+                                         FROM unnest(v_new_ids, v_new_similarities, v_new_freshnesses, v_new_popularities)
+                                              AS n(i, s, f, p)
+                                      ) AS c (i, sc, s, f, p)
+                                ORDER BY c.i) AS d
+                 ORDER BY d.sc DESC FETCH FIRST "limit" ROWS WITH TIES) AS m;
+        v_kth := CASE WHEN cardinality(v_ids) >= "limit" THEN v_scores["limit"] END;
+        RAISE DEBUG 'pgfeed.feed: read % rows (nearest in tiers 0-3, newest, most liked), k-th score %, bounds %, slopes %',
             v_read, v_kth, v_bounds, v_slopes;
-        EXIT WHEN v_cursors[3] IS NULL;  -- every eligible item was seen
-        CONTINUE WHEN v_kth IS NULL;
-        v_gap := v_weights[1] * v_bounds[1] + v_weights[2] * v_bounds[2] + v_weights[3] * v_bounds[3] - v_kth;
-        EXIT WHEN v_gap <= 0;
-        CONTINUE WHEN v_read[1] + v_read[2] + v_read[3] < v_next_region;
-        v_next_region := 2 * (v_read[1] + v_read[2] + v_read[3]);
-        -- what freshness and popularity must add up to for an unseen item to reach the k-th score
-        v_need := v_kth - v_weights[1] * v_bounds[1];
-        -- freshness >= (need - w_pop * popularity bound) / w_fresh, i.e. created at most unit * (1/freshness - 1) ago
-        v_since := CASE WHEN v_weights[2] > 0 AND v_need > v_weights[3] * v_bounds[3]
-                        THEN now() - v_feed.freshness_unit * (v_weights[2] / (v_need - v_weights[3] * v_bounds[3]) - 1) END;
-        -- popularity >= (need - w_fresh * freshness bound) / w_pop, i.e. at least saturation^popularity - 1 likes
-        v_min_likes := CASE WHEN v_weights[3] > 0 AND v_need > v_weights[2] * v_bounds[2]
-                            THEN power(v_feed.popularity_saturation,
-                                       (v_need - v_weights[2] * v_bounds[2]) / v_weights[3]) - 1 END;
-        CONTINUE WHEN v_since IS NULL AND v_min_likes IS NULL;
-        EXECUTE format('SELECT array_agg(r.i), array_agg(r.s), array_agg(r.f), array_agg(r.p) FROM (%s) AS r (i, s, f, p)', v_region)
-           INTO v_new_ids, v_new_similarities, v_new_freshnesses, v_new_popularities
-           USING v_profile, v_unit, v_feed.popularity_saturation, v_user,
-                 v_exclude, v_since, v_min_likes, v_read[1] + v_read[2] + v_read[3];
-        v_region_rows := coalesce(cardinality(v_new_ids), 0);
-        RAISE DEBUG 'pgfeed.feed: region since %, likes >= %: % rows', v_since, v_min_likes, v_region_rows;
-        IF v_region_rows <= v_read[1] + v_read[2] + v_read[3] THEN
-            EXECUTE v_merge INTO v_ids, v_scores, v_similarities, v_freshnesses, v_popularities
-                USING v_ids, v_scores, v_similarities, v_freshnesses, v_popularities,
-                      v_new_ids, v_new_similarities, v_new_freshnesses, v_new_popularities,
-                      "limit", v_feed.weight_similarity, v_feed.weight_freshness, v_feed.weight_popularity;
-            EXIT;
-        END IF;
+        EXIT WHEN v_ended[6];  -- every eligible item was seen
     END LOOP;
-    RETURN QUERY SELECT * FROM unnest(v_ids, v_scores, v_similarities, v_freshnesses, v_popularities);
+    RETURN QUERY EXECUTE format($q$
+        SELECT * FROM unnest($1, $2, $3, $4, $5) AS t (item_id, score, similarity, freshness, popularity)
+         ORDER BY score DESC, item_id::%s LIMIT $6
+        $q$, v_feed.item_type)
+        USING v_ids, v_scores, v_similarities, v_freshnesses, v_popularities, "limit";
 END
 $$;
 COMMENT ON FUNCTION pgfeed.feed(text, anyelement, integer, anycompatiblearray, boolean) IS
     'a user''s feed, best first: score = w_sim*similarity + w_fresh*freshness + w_pop*popularity, found with the '
-    'threshold algorithm over the similarity (HNSW), time and popularity indexes, completed by a range read of both; '
+    'threshold algorithm over the similarity (an HNSW index a like-count tier), time and popularity indexes; '
     'items the user interacted with are left out unless exclude_seen is false';
 
 CREATE OR REPLACE FUNCTION pgfeed.status()
