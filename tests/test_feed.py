@@ -7,7 +7,7 @@ import uuid
 import numpy as np
 import psycopg
 import pytest
-from conftest import attach, make_tables
+from conftest import attach, feed_id, make_tables
 
 import pgfeed
 from pgfeed.encoders.hashing import HashingEncoder
@@ -184,3 +184,27 @@ def test_exclusions_never_shorten_the_feed(conn, dsn):
     compare(reference_feed(conn, post, like, 1, now, exclude=set(best)), actual, 30)
     eligible = 600 - 200 - 100
     assert len(pgfeed.feed(conn, feed, 1, limit=1000, exclude=best)) == eligible
+
+
+def test_like_count_tiers_follow_the_likes(conn, dsn):
+    """Each item's tier, which picks its HNSW index, is the power of ten of its
+    like count (0-8, 9-98, 99-998, 999 and more) as likes come and go, and the
+    feed stays exact across the four tiers."""
+    post, like, feed = populate_large(conn)
+    item = conn.execute(f"SELECT id FROM {post} ORDER BY id LIMIT 1 OFFSET 5").fetchone()[0]
+
+    def check_tiers():
+        counts = dict(conn.execute(f"SELECT post_id, count(*) FROM {like} GROUP BY post_id").fetchall())
+        stored = dict(conn.execute(f"SELECT item_id, tier FROM pgfeed.item_store_{feed_id(conn, feed)}").fetchall())
+        assert len(stored) == 600
+        assert stored == {i: min(3, len(str(counts.get(i, 0) + 1)) - 1) for i in stored}
+        return stored
+
+    conn.execute(f"INSERT INTO {like} (user_id, post_id) SELECT u, %s FROM generate_series(1000, 1998) AS u", [item])
+    tiers = check_tiers()
+    assert set(tiers.values()) == {0, 1, 2, 3} and tiers[item] == 3
+    for user_id in (1, 2, None):
+        now, actual = feed_in_one_transaction(dsn, feed, user_id, limit=15)
+        compare(reference_feed(conn, post, like, user_id, now), actual, 15)
+    conn.execute(f"DELETE FROM {like} WHERE post_id = %s AND user_id BETWEEN 1000 AND 1995", [item])
+    assert check_tiers()[item] < 3

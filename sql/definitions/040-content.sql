@@ -59,6 +59,19 @@ $$;
 COMMENT ON FUNCTION pgfeed._content_rows_sql(pgfeed.content_source, text) IS
     'the query that reads content rows for _sync_items';
 
+CREATE OR REPLACE FUNCTION pgfeed._create_similarity_indexes(p_table text) RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    FOR v_tier IN 0 .. 3 LOOP
+        EXECUTE format('CREATE INDEX ON %s USING hnsw (embedding vector_cosine_ops) WHERE tier = %s', p_table, v_tier);
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION pgfeed._create_similarity_indexes(text) IS
+    'creates an item store''s HNSW indexes, one a like-count tier (pgfeed._popularity_tier)';
+
 CREATE OR REPLACE FUNCTION pgfeed._create_item_store(p_table text, p_item_type regtype, p_dimensions integer,
                                                      p_comment text) RETURNS void
 LANGUAGE plpgsql VOLATILE
@@ -79,9 +92,7 @@ BEGIN
         CREATE INDEX ON %1$s (created_at);
         COMMENT ON TABLE %1$s IS %4$L;
         $ddl$, p_table, p_item_type, p_dimensions, p_comment);
-    FOR v_tier IN 0 .. 3 LOOP
-        EXECUTE format('CREATE INDEX ON %s USING hnsw (embedding vector_cosine_ops) WHERE tier = %s', p_table, v_tier);
-    END LOOP;
+    PERFORM pgfeed._create_similarity_indexes(p_table);
 END
 $$;
 COMMENT ON FUNCTION pgfeed._create_item_store(text, regtype, integer, text) IS

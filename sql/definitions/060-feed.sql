@@ -20,6 +20,8 @@ SET jit = off
 SET hnsw.iterative_scan = 'relaxed_order'
 SET hnsw.ef_search = 40
 SET hnsw.max_scan_tuples = 20000
+-- a scan that stops at its memory limit would pass for a tier read to its end
+SET hnsw.scan_mem_multiplier = 8
 AS $$
 DECLARE
     v_feed pgfeed.feed_config := pgfeed._feed(feed);
@@ -46,6 +48,15 @@ DECLARE
     v_slopes float8[] := array_fill(NULL::float8, ARRAY[6]);  -- weighted value each stream fell by per ms, last read
     v_stream integer;
     v_tier integer;  -- the tier whose unseen items can score the most
+    v_top float8;    -- and what they can score without freshness
+    v_bound float8;
+    v_close integer;  -- tiers within the gap of it
+    v_candidate integer;
+    v_pace float8;
+    v_closing integer; v_soonest float8;       -- the stream that would close the gap soonest, and when
+    v_fastest integer; v_fastest_pace float8;  -- the stream falling fastest
+    v_score float8;
+    v_best_new float8;  -- the best score among newly read rows
     v_started timestamptz;
     v_first float8;
     v_before float8;
@@ -129,22 +140,46 @@ BEGIN
         -- The tier whose unseen items could score the most; the threshold is
         -- their bound. What lowers it: that tier's stream, the newest stream,
         -- the most liked stream (once below the tier's ceiling).
-        SELECT t INTO v_tier FROM generate_series(1, 4) AS t
-         ORDER BY v_weights[t] * v_bounds[t] + v_weights[6] * least(v_ceilings[t], v_bounds[6]) DESC, t DESC LIMIT 1;
-        v_gap := v_weights[v_tier] * v_bounds[v_tier] + v_weights[6] * least(v_ceilings[v_tier], v_bounds[6])
-                 + v_weights[5] * v_bounds[5] - v_kth;
+        v_top := NULL;
+        FOR t IN REVERSE 4 .. 1 LOOP
+            v_bound := v_weights[t] * v_bounds[t] + v_weights[6] * least(v_ceilings[t], v_bounds[6]);
+            IF v_top IS NULL OR v_bound > v_top THEN
+                v_tier := t; v_top := v_bound;
+            END IF;
+        END LOOP;
+        v_gap := v_top + v_weights[5] * v_bounds[5] - v_kth;
         EXIT WHEN v_gap < 0;  -- (a tie could be an unseen item with a smaller key)
+        -- Lowering the threshold by the gap through the tiers takes reading
+        -- every tier within the gap of the top one; through freshness, only the
+        -- newest stream. The pace of a tier's stream is shared out accordingly.
+        v_close := 0;
+        FOR t IN 1 .. 4 LOOP
+            IF v_weights[t] * v_bounds[t] + v_weights[6] * least(v_ceilings[t], v_bounds[6]) > v_top - v_gap THEN
+                v_close := v_close + 1;
+            END IF;
+        END LOOP;
         -- The next stream to read among those: first each once. Then the one
         -- that would close the gap soonest by itself at the pace of its last
         -- read; when none can (clustered similarities fall slowly, then steeply;
         -- saturated popularity does not fall), the one that fell fastest.
-        SELECT i INTO v_stream FROM unnest(ARRAY[v_tier, 5, 6]) AS i
-         WHERE v_queries[i] IS NOT NULL AND NOT v_ended[i] AND v_read[i] < v_feed.search_max_depth
-         ORDER BY v_slopes[i] IS NOT NULL,
-                  CASE WHEN v_weights[i] * (v_bounds[i] - v_lowest[i]) >= v_gap AND v_slopes[i] > 0
-                       THEN v_gap / v_slopes[i] END NULLS LAST,
-                  v_slopes[i] DESC, v_weights[i] * v_bounds[i] DESC, i
-         LIMIT 1;
+        v_stream := NULL; v_closing := NULL; v_soonest := NULL; v_fastest := NULL; v_fastest_pace := NULL;
+        FOREACH v_candidate IN ARRAY ARRAY[v_tier, 5, 6] LOOP
+            CONTINUE WHEN v_queries[v_candidate] IS NULL OR v_ended[v_candidate]
+                          OR v_read[v_candidate] >= v_feed.search_max_depth;
+            IF v_slopes[v_candidate] IS NULL THEN
+                v_stream := v_candidate;
+                EXIT;
+            END IF;
+            v_pace := v_slopes[v_candidate] / CASE WHEN v_candidate <= 4 THEN greatest(v_close, 1) ELSE 1 END;
+            IF v_pace > 0 AND v_weights[v_candidate] * (v_bounds[v_candidate] - v_lowest[v_candidate]) >= v_gap
+               AND (v_soonest IS NULL OR v_gap / v_pace < v_soonest) THEN
+                v_closing := v_candidate; v_soonest := v_gap / v_pace;
+            END IF;
+            IF v_fastest_pace IS NULL OR v_pace > v_fastest_pace THEN
+                v_fastest := v_candidate; v_fastest_pace := v_pace;
+            END IF;
+        END LOOP;
+        v_stream := coalesce(v_stream, v_closing, v_fastest);
         EXIT WHEN v_stream IS NULL;  -- what could lower the threshold is read to its deepest
         IF v_cursors[v_stream] IS NULL THEN
             v_cursor := NULL;
@@ -157,6 +192,7 @@ BEGIN
         v_cursor := v_cursors[v_stream];
         v_started := clock_timestamp();
         v_new_ids := '{}'; v_new_similarities := '{}'; v_new_freshnesses := '{}'; v_new_popularities := '{}';
+        v_best_new := NULL;
         FOR j IN 1 .. least(greatest(v_feed.search_depth, "limit", v_read[v_stream] / 2),
                             v_feed.search_max_depth - v_read[v_stream]) LOOP
             FETCH v_cursor INTO v_id, v_similarity, v_freshness, v_popularity;
@@ -170,13 +206,16 @@ BEGIN
             v_bounds[v_stream] := CASE WHEN v_stream <= 4 THEN v_similarity WHEN v_stream = 5 THEN v_freshness
                                        ELSE v_popularity END;
             v_first := coalesce(v_first, v_bounds[v_stream]);
+            v_score := v_weights[1] * v_similarity + v_weights[5] * v_freshness + v_weights[6] * v_popularity;
+            v_best_new := greatest(v_best_new, v_score);
         END LOOP;
         v_read[v_stream] := v_read[v_stream] + cardinality(v_new_ids);
         IF v_ended[v_stream] AND v_stream <> 6 THEN
             -- Every eligible item of the tier (or with a creation time) was seen:
-            -- none is left to bound. An HNSW scan could also stop at its limit
-            -- on visited rows, but that is twice the deepest read, so it would
-            -- take more rows filtered out (seen, excluded) than read.
+            -- none is left to bound. An HNSW scan could also stop at its limits,
+            -- but they are set far above a read's reach: rows visited twice the
+            -- deepest read (so it would take more rows filtered out, seen or
+            -- excluded, than read), memory 8 x work_mem.
             v_bounds[v_stream] := v_lowest[v_stream];
         END IF;
         -- A similarity bound that rose (the scan came upon a second cluster
@@ -185,19 +224,21 @@ BEGIN
         v_slopes[v_stream] := CASE WHEN v_bounds[v_stream] <= v_before THEN
             v_weights[v_stream] * coalesce(v_first - v_bounds[v_stream], 0)
             / greatest(extract(epoch FROM clock_timestamp() - v_started) * 1000, 0.001) END;
-        SELECT array_agg(m.i ORDER BY m.sc DESC), array_agg(m.sc ORDER BY m.sc DESC), array_agg(m.s ORDER BY m.sc DESC),
-               array_agg(m.f ORDER BY m.sc DESC), array_agg(m.p ORDER BY m.sc DESC)
-          INTO v_ids, v_scores, v_similarities, v_freshnesses, v_popularities
-          FROM (SELECT * FROM (SELECT DISTINCT ON (c.i) *
-                                 FROM (SELECT * FROM unnest(v_ids, v_scores, v_similarities, v_freshnesses, v_popularities)
-                                       UNION ALL
-                                       SELECT n.i, v_weights[1] * n.s + v_weights[5] * n.f + v_weights[6] * n.p, n.s, n.f, n.p
-                                         FROM unnest(v_new_ids, v_new_similarities, v_new_freshnesses, v_new_popularities)
-                                              AS n(i, s, f, p)
-                                      ) AS c (i, sc, s, f, p)
-                                ORDER BY c.i) AS d
-                 ORDER BY d.sc DESC FETCH FIRST "limit" ROWS WITH TIES) AS m;
-        v_kth := CASE WHEN cardinality(v_ids) >= "limit" THEN v_scores["limit"] END;
+        IF v_best_new >= coalesce(v_kth, '-infinity') THEN  -- else nothing new among the best k
+            SELECT array_agg(m.i ORDER BY m.sc DESC), array_agg(m.sc ORDER BY m.sc DESC), array_agg(m.s ORDER BY m.sc DESC),
+                   array_agg(m.f ORDER BY m.sc DESC), array_agg(m.p ORDER BY m.sc DESC)
+              INTO v_ids, v_scores, v_similarities, v_freshnesses, v_popularities
+              FROM (SELECT * FROM (SELECT DISTINCT ON (c.i) *
+                                     FROM (SELECT * FROM unnest(v_ids, v_scores, v_similarities, v_freshnesses, v_popularities)
+                                           UNION ALL
+                                           SELECT n.i, v_weights[1] * n.s + v_weights[5] * n.f + v_weights[6] * n.p, n.s, n.f, n.p
+                                             FROM unnest(v_new_ids, v_new_similarities, v_new_freshnesses, v_new_popularities)
+                                                  AS n(i, s, f, p)
+                                          ) AS c (i, sc, s, f, p)
+                                    ORDER BY c.i) AS d
+                     ORDER BY d.sc DESC FETCH FIRST "limit" ROWS WITH TIES) AS m;
+            v_kth := CASE WHEN cardinality(v_ids) >= "limit" THEN v_scores["limit"] END;
+        END IF;
         RAISE DEBUG 'pgfeed.feed: read % rows (nearest in tiers 0-3, newest, most liked), k-th score %, bounds %, slopes %',
             v_read, v_kth, v_bounds, v_slopes;
         EXIT WHEN v_ended[6];  -- every eligible item was seen
