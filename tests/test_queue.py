@@ -129,6 +129,27 @@ def test_a_worker_killed_mid_batch_loses_nothing(dsn, conn):
     assert_embedded_as_reference(conn, feed, post)
 
 
+def test_rows_deleted_or_edited_while_their_batch_embeds_end_as_the_table_says(dsn, conn):
+    """A worker embeds what it read a while ago: a row deleted meanwhile must
+    not come back into the store, and a row edited meanwhile must end with the
+    vector of its new text."""
+    post, like = make_tables(conn)
+    feed = attach(conn, post, like, model=SLOW, mode="async")
+    conn.execute(f"INSERT INTO {post} (title, body) SELECT 'post ' || g, 'text ' || g FROM generate_series(1, 100) g")
+    worker = run_worker(dsn, feed, "--drain", "--batch", "100")  # 0.5 s for the one batch
+    deadline = time.monotonic() + 30
+    while not conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").fetchone()[0]:
+        assert time.monotonic() < deadline, "the worker never claimed a batch"
+        time.sleep(0.02)
+    conn.execute(f"DELETE FROM {post} WHERE title IN ('post 7', 'post 70')")
+    conn.execute(f"UPDATE {post} SET body = 'edited while embedding' WHERE title = 'post 8'")
+    out, err = worker.communicate(timeout=60)
+    assert worker.returncode == 0, err
+    drain(conn, feed)
+    assert queued(conn, feed) == 0
+    assert_embedded_as_reference(conn, feed, post)  # 98 items, post 8 with its new text
+
+
 def test_sigterm_lets_the_batch_commit_then_stops(dsn, conn):
     post, like = make_tables(conn)
     feed = attach(conn, post, like, model=SLOW, mode="async")

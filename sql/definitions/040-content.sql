@@ -340,8 +340,11 @@ BEGIN
        USING v_ids, v_texts, v_created, v_encodable, v_error, pgfeed._model_label(v_feed.model, v_feed.dimensions),
              v_vectors;
 
-    IF v_error IS NULL THEN
-        PERFORM pgfeed._dequeue(p_feed_id, v_ids);  -- earlier queued work on them is done
+    -- Earlier queued work on them is done; but a worker read its rows a while
+    -- ago, and what was queued since (an edit it did not see) must stay: it
+    -- removes only what it claimed.
+    IF v_error IS NULL AND p_embed <> 'raise' THEN
+        PERFORM pgfeed._dequeue(p_feed_id, v_ids);
     END IF;
     PERFORM pgfeed._refresh_profiles_of_items(p_feed_id, v_ids);
     RETURN coalesce(cardinality(v_vectors), 0);

@@ -114,7 +114,10 @@ BEGIN
             END LOOP;
         END;
         DELETE FROM pgfeed.embedding_queue q WHERE q.seq = ANY (v_seqs) AND q.item_id = ANY (v_done);
-        PERFORM pgfeed._dequeue(v_feed.feed_id, v_done);  -- and any failed or later rows of the same items
+        -- Failures kept for the same items are resolved. Pending rows queued
+        -- meanwhile stay: they may hold an edit made after the texts were read.
+        DELETE FROM pgfeed.embedding_queue q
+         WHERE q.feed_id = v_feed.feed_id AND q.item_id = ANY (v_done) AND q.failed_at IS NOT NULL;
         RETURN NEXT;
         RETURN;  -- one batch a call: the caller commits it
     END LOOP;

@@ -55,7 +55,6 @@ DECLARE
     v_pace float8;
     v_closing integer; v_soonest float8;       -- the stream that would close the gap soonest, and when
     v_fastest integer; v_fastest_pace float8;  -- the stream falling fastest
-    v_score float8;
     v_best_new float8;  -- the best score among newly read rows
     v_started timestamptz;
     v_first float8;
@@ -206,8 +205,8 @@ BEGIN
             v_bounds[v_stream] := CASE WHEN v_stream <= 4 THEN v_similarity WHEN v_stream = 5 THEN v_freshness
                                        ELSE v_popularity END;
             v_first := coalesce(v_first, v_bounds[v_stream]);
-            v_score := v_weights[1] * v_similarity + v_weights[5] * v_freshness + v_weights[6] * v_popularity;
-            v_best_new := greatest(v_best_new, v_score);
+            v_best_new := greatest(v_best_new,
+                                   v_weights[1] * v_similarity + v_weights[5] * v_freshness + v_weights[6] * v_popularity);
         END LOOP;
         v_read[v_stream] := v_read[v_stream] + cardinality(v_new_ids);
         IF v_ended[v_stream] AND v_stream <> 6 THEN
