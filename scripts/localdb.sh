@@ -36,13 +36,18 @@ case ${1:-} in
       mkdir -p "$data"
       [ "$(id -u)" -eq 0 ] && chown postgres: "$data"
       as_server "$bindir/initdb" -D "$data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
+      # a quarter of the memory, as for any server: HNSW searches jump between
+      # pages, so an index that does not fit in shared buffers is read through
+      # the kernel's cache, page by page (bench/README.md)
+      quarter_mb=$(awk '/MemTotal/ {print int($2 / 1024 / 4)}' /proc/meminfo)
+      shared_mb=$(( quarter_mb < 128 ? 128 : quarter_mb > 8192 ? 8192 : quarter_mb ))
       cat >>"$data/postgresql.conf" <<CONF
 # pgfeed local cluster
 listen_addresses = ''
 port = $port
 unix_socket_directories = '$data'
 max_connections = 50
-shared_buffers = 256MB
+shared_buffers = ${shared_mb}MB
 maintenance_work_mem = 512MB
 fsync = off            # a throwaway development cluster
 synchronous_commit = off

@@ -72,21 +72,29 @@ AS $$ SELECT 'pgfeed.item_popularity_' || p_feed_id $$;
 COMMENT ON FUNCTION pgfeed._item_popularity(integer) IS
     'name of a feed''s table of like counts: one row for every item in the store or liked';
 
--- Like-count tiers by powers of ten: 0-8, 9-98, 99-998, 999 and more likes.
--- Each tier of an item store has its own HNSW index, so that the feed reads
--- the nearest popular items apart from the nearest unpopular ones; with the
--- default saturation (1000) tier 3 is exactly the items at popularity 1.
+-- Like-count tiers by powers of ten: 0-8, 9-98, 99 and more likes. Each tier
+-- of an item store has its own HNSW index, so that the feed reads the nearest
+-- popular items apart from the nearest unpopular ones. With the default
+-- saturation (1000) their popularity is at most 0.32, 0.67 and 1: a tier of
+-- 999 and more likes would bound nothing tighter, and each tier costs the feed
+-- an HNSW search.
+CREATE OR REPLACE FUNCTION pgfeed._popularity_tiers() RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path FROM CURRENT
+AS $$ SELECT 3 $$;
+COMMENT ON FUNCTION pgfeed._popularity_tiers() IS 'how many like-count tiers there are (pgfeed._popularity_tier)';
+
 CREATE OR REPLACE FUNCTION pgfeed._popularity_tier(p_likes bigint) RETURNS smallint
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 SET search_path FROM CURRENT
-AS $$ SELECT CASE WHEN p_likes >= 999 THEN 3 WHEN p_likes >= 99 THEN 2 WHEN p_likes >= 9 THEN 1 ELSE 0 END::smallint $$;
+AS $$ SELECT CASE WHEN p_likes >= 99 THEN 2 WHEN p_likes >= 9 THEN 1 ELSE 0 END::smallint $$;
 COMMENT ON FUNCTION pgfeed._popularity_tier(bigint) IS
-    'an item''s like-count tier (0 to 3: 0-8, 9-98, 99-998, 999+ likes); the item store keeps it, and has an HNSW index a tier';
+    'an item''s like-count tier (0 to 2: 0-8, 9-98, 99+ likes); the item store keeps it, and has an HNSW index a tier';
 
 CREATE OR REPLACE FUNCTION pgfeed._tier_most_likes(p_tier integer) RETURNS bigint
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 SET search_path FROM CURRENT
-AS $$ SELECT CASE WHEN p_tier < 3 THEN (10::bigint ^ (p_tier + 1))::bigint - 2 END $$;
+AS $$ SELECT CASE WHEN p_tier < pgfeed._popularity_tiers() - 1 THEN (10::bigint ^ (p_tier + 1))::bigint - 2 END $$;
 COMMENT ON FUNCTION pgfeed._tier_most_likes(integer) IS
     'the most likes an item of a tier can have (NULL: no limit)';
 

@@ -64,7 +64,7 @@ LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
 AS $$
 BEGIN
-    FOR v_tier IN 0 .. 3 LOOP
+    FOR v_tier IN 0 .. pgfeed._popularity_tiers() - 1 LOOP
         EXECUTE format('CREATE INDEX ON %s USING hnsw (embedding vector_cosine_ops) WHERE tier = %s', p_table, v_tier);
     END LOOP;
 END
@@ -118,7 +118,7 @@ LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
 AS $$
 BEGIN
-    -- only when the tier changes: three times in the life of an item with a thousand likes
+    -- only when the tier changes: twice in the life of an item with a hundred likes
     EXECUTE format($ddl$
         CREATE OR REPLACE TRIGGER pgfeed_tier_insert AFTER INSERT ON %1$s FOR EACH ROW
             WHEN (pgfeed._popularity_tier(NEW.popularity) <> 0) EXECUTE FUNCTION pgfeed._tier_trigger(%2$s);

@@ -1,5 +1,164 @@
 -- Reading: the hybrid-scored feed and the status of every feed.
 
+CREATE OR REPLACE FUNCTION pgfeed._top_k(
+    p_streams text[], p_popularity text, p_profile vector, p_unit float8, p_saturation float8, p_user text,
+    p_exclude text[], p_weights float8[], p_ceilings float8[], p_limit integer, p_depth integer, p_max_depth integer)
+RETURNS TABLE (item_id text, score float8, similarity float8, freshness float8, popularity float8)
+LANGUAGE plpython3u VOLATILE
+SET search_path FROM CURRENT
+-- The streams' plans are kept for the backend's life (PL/Python's SD), so no
+-- call plans them again. PL/Python cannot ask the planner for a fast start (a
+-- cursor's first rows) and a kept plan is one plan for every profile: plans
+-- that would read a whole table before their first row are switched off, so
+-- every stream walks its index and stops where the loop stops reading.
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+SET enable_sort = off
+SET enable_hashjoin = off
+SET enable_mergejoin = off
+SET jit = off
+-- relaxed: strict order drops the items a scan finds late, such as those of a
+-- second cluster of interests near the profile; the bound below allows for it
+SET hnsw.iterative_scan = 'relaxed_order'
+-- a scan that stops at its memory limit would pass for a tier read to its end
+SET hnsw.scan_mem_multiplier = 8
+AS $python$
+# Fagin's threshold algorithm over sorted index streams of the eligible items,
+# as pgfeed.feed() built them (NULL: not read): for each like-count tier
+# (pgfeed._popularity_tier) the tier's items nearest to the profile, then the
+# newest items, then the most liked. Each yields (item, similarity, freshness,
+# tier, popularity); only the most liked stream knows the popularity, which
+# p_popularity looks up for the other rows that could still enter the top k. An
+# item no stream yielded has at most the similarity last read in its tier, the
+# popularity of its tier and of the last item read most liked, and the freshness
+# last read newest; once the k-th best score is at least the highest such bound
+# (the threshold), no unseen item can enter the top k. The tiers make the bound
+# tight: the nearest items among the most liked are what a feed shows, and
+# without them a similarity stream would have to be read until it passes every
+# such item's similarity. Without a profile (cold start) similarity is 0 and no
+# tier is read. Every stored item has a like count, so the most liked stream
+# running out means every eligible item was seen. Returns the top k and any
+# tied with the k-th.
+import time
+
+plans = SD.setdefault("plans", {})
+def plan(query, types):
+    if query not in plans:
+        plans[query] = plpy.prepare(query, types)
+    return plans[query]
+
+tiers = len(p_ceilings)
+NEWEST, LIKED = tiers, tiers + 1
+streams = tiers + 2
+component = ["s"] * tiers + ["f", "p"]  # the column each stream is sorted on
+w_similarity, w_freshness, w_popularity = p_weights
+weights = [w_similarity] * tiers + [w_freshness, w_popularity]
+args = [p_profile, p_unit, p_saturation, p_user, p_exclude]
+types = ["vector", "float8", "float8", "text", "text[]"]
+lowest = [-1] * tiers + [0, 0]         # the lowest value of each stream's component
+bounds = [1.0] * streams               # the last value of each stream's component
+if p_streams[0] is None:
+    bounds[0:tiers] = [0.0] * tiers
+cursors, read, ended = [None] * streams, [0] * streams, [False] * streams
+slopes = [None] * streams              # weighted value each stream fell by per ms, last read
+best = {}                              # item -> (score, similarity, freshness, popularity): the k best and ties
+kth = None
+
+def tier_bound(t):
+    return weights[t] * bounds[t] + w_popularity * min(p_ceilings[t], bounds[LIKED])
+
+while True:
+    # The tier whose unseen items could score the most; the threshold is their
+    # bound. What lowers it: that tier's stream, the newest stream, the most
+    # liked stream (once below the tier's ceiling).
+    tier = max(range(tiers), key=lambda t: (tier_bound(t), t))
+    top = tier_bound(tier)
+    gap = None if kth is None else top + w_freshness * bounds[NEWEST] - kth
+    if gap is not None and gap < 0:  # (a tie could be an unseen item with a smaller key)
+        break
+    # Lowering the threshold by the gap through the tiers takes reading every
+    # tier within the gap of the top one; through freshness, only the newest
+    # stream. The pace of a tier's stream is shared out accordingly.
+    close = 1 if gap is None else max(1, sum(tier_bound(t) > top - gap for t in range(tiers)))
+    # The next stream to read among those: first each once. Then the one that
+    # would close the gap soonest by itself at the pace of its last read; when
+    # none can (clustered similarities fall slowly, then steeply; saturated
+    # popularity does not fall), the one that fell fastest.
+    stream = closing = soonest = fastest = fastest_pace = None
+    for candidate in (tier, NEWEST, LIKED):
+        if p_streams[candidate] is None or ended[candidate] or read[candidate] >= p_max_depth:
+            continue
+        if slopes[candidate] is None:
+            stream = candidate
+            break
+        pace = slopes[candidate] / (close if candidate < tiers else 1)
+        if gap is not None and pace > 0 and weights[candidate] * (bounds[candidate] - lowest[candidate]) >= gap \
+                and (soonest is None or gap / pace < soonest):
+            closing, soonest = candidate, gap / pace
+        if fastest_pace is None or pace > fastest_pace:
+            fastest, fastest_pace = candidate, pace
+    stream = next((s for s in (stream, closing, fastest) if s is not None), None)
+    if stream is None:  # what could lower the threshold is read to its deepest
+        break
+    if cursors[stream] is None:
+        cursors[stream] = plan(p_streams[stream], types).cursor(args)
+    before, started = bounds[stream], time.perf_counter()
+    size = min(max(p_depth, p_limit, read[stream] // 2), p_max_depth - read[stream])
+    rows = cursors[stream].fetch(size)
+    if len(rows) < size:
+        cursors[stream].close()
+        ended[stream] = True
+    read[stream] += len(rows)
+    # Score what could enter the top k: a row's popularity is at most its tier's.
+    unknown, new = [], []
+    for row in rows:
+        item = row["i"]
+        if item in best:
+            continue
+        partial = w_similarity * row["s"] + w_freshness * row["f"]
+        if row["p"] is not None:
+            new.append((item, row["s"], row["f"], row["p"]))
+        elif kth is None or partial + w_popularity * p_ceilings[row["t"]] >= kth:
+            unknown.append(row)
+    if unknown:
+        known = {r["i"]: r["p"] for r in plan(p_popularity, ["text[]", "float8"]).execute(
+            [[row["i"] for row in unknown], p_saturation])}
+        new += [(row["i"], row["s"], row["f"], known.get(row["i"], 0.0)) for row in unknown]
+    for item, s, f, p in new:
+        score = w_similarity * s + w_freshness * f + w_popularity * p
+        if kth is None or score >= kth:
+            best[item] = (score, s, f, p)
+    if len(best) >= p_limit:
+        kth = sorted((v[0] for v in best.values()), reverse=True)[p_limit - 1]
+        best = {i: v for i, v in best.items() if v[0] >= kth}
+    if rows:
+        bounds[stream] = rows[-1][component[stream]]
+    if ended[stream] and stream != LIKED:
+        # Every eligible item of the tier (or with a creation time) was seen:
+        # none is left to bound. An HNSW scan could also stop at its limits,
+        # but they are set far above a read's reach: rows visited twice the
+        # deepest read (so it would take more rows filtered out, seen or
+        # excluded, than read), memory 8 x work_mem.
+        bounds[stream] = lowest[stream]
+    # A similarity bound that rose (the scan came upon a second cluster near the
+    # profile) makes the stream new again: read on before judging its pace.
+    first = rows[0][component[stream]] if rows else bounds[stream]
+    slopes[stream] = (weights[stream] * (first - bounds[stream])
+                      / max((time.perf_counter() - started) * 1000, 0.001)) if bounds[stream] <= before else None
+    plpy.debug(f"pgfeed.feed: read {read} rows (nearest in each tier, newest, most liked), the last "
+               f"{len(rows)} in {(time.perf_counter() - started) * 1000:.2f} ms, k-th score {kth}, "
+               f"bounds {bounds}, slopes {slopes}")
+    if ended[LIKED]:  # every eligible item was seen
+        break
+for cursor in cursors:
+    if cursor is not None:
+        cursor.close()  # (a closed one stays closed)
+return [(item, *values) for item, values in best.items()]
+$python$;
+COMMENT ON FUNCTION pgfeed._top_k(text[], text, vector, float8, float8, text, text[], float8[], float8[], integer, integer,
+                                  integer) IS
+    'the threshold algorithm behind pgfeed.feed(): the k best items (and ties) read from sorted index streams';
+
 CREATE OR REPLACE FUNCTION pgfeed.feed(
     feed text,
     user_id anyelement,
@@ -9,63 +168,21 @@ CREATE OR REPLACE FUNCTION pgfeed.feed(
 RETURNS TABLE (item_id text, score float8, similarity float8, freshness float8, popularity float8)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path FROM CURRENT
--- restored on return, so that the per-feed values set below stay in here.
--- The streams are cursors read a little at a time: plan them for their first
--- rows, and without JIT, whose compile time a cursor's whole-table cost estimate
--- would otherwise buy on every call.
-SET cursor_tuple_fraction = 0.0001
-SET jit = off
--- relaxed: strict order drops the items a scan finds late, such as those of a
--- second cluster of interests near the profile; the bound below allows for it
-SET hnsw.iterative_scan = 'relaxed_order'
+-- restored on return, so that the per-feed values set below stay in here
 SET hnsw.ef_search = 40
 SET hnsw.max_scan_tuples = 20000
--- a scan that stops at its memory limit would pass for a tier read to its end
-SET hnsw.scan_mem_multiplier = 8
 AS $$
 DECLARE
     v_feed pgfeed.feed_config := pgfeed._feed(feed);
     v_store text := pgfeed._item_store(v_feed.feed_id);
     v_likes text := pgfeed._item_popularity(v_feed.feed_id);
-    v_unit float8 := extract(epoch FROM v_feed.freshness_unit);  -- seconds
     v_user text;
     v_exclude text[];
     v_profile vector;
     v_eligible text;
-    v_components text;
-    -- The streams: 1 to 4 nearest to the profile among the items of like-count
-    -- tier 0 to 3 (pgfeed._popularity_tier), 5 newest, 6 most liked. Each is
-    -- opened when first read; NULL query: not read in this call.
-    v_queries text[] := array_fill(NULL::text, ARRAY[6]);
-    v_cursors text[] := array_fill(NULL::text, ARRAY[6]);  -- their portals; read through v_cursor
-    v_cursor refcursor;
-    v_ended boolean[] := array_fill(false, ARRAY[6]);
-    v_weights float8[];
-    v_ceilings float8[];  -- the highest popularity in each tier
-    v_bounds float8[] := array_fill(1::float8, ARRAY[6]);  -- the last value of each stream's component
-    v_read integer[] := array_fill(0, ARRAY[6]);            -- rows read from each stream
-    v_lowest float8[] := ARRAY[-1, -1, -1, -1, 0, 0];       -- the lowest value of each component
-    v_slopes float8[] := array_fill(NULL::float8, ARRAY[6]);  -- weighted value each stream fell by per ms, last read
-    v_stream integer;
-    v_tier integer;  -- the tier whose unseen items can score the most
-    v_top float8;    -- and what they can score without freshness
-    v_bound float8;
-    v_close integer;  -- tiers within the gap of it
-    v_candidate integer;
-    v_pace float8;
-    v_closing integer; v_soonest float8;       -- the stream that would close the gap soonest, and when
-    v_fastest integer; v_fastest_pace float8;  -- the stream falling fastest
-    v_best_new float8;  -- the best score among newly read rows
-    v_started timestamptz;
-    v_first float8;
-    v_before float8;
-    v_gap float8;  -- how far the threshold is above the k-th score
-    v_id text; v_similarity float8; v_freshness float8; v_popularity float8;
-    -- the best items read so far (the k best and any tied with the k-th), then newly read rows
-    v_ids text[] := '{}'; v_scores float8[] := '{}'; v_similarities float8[] := '{}';
-    v_freshnesses float8[] := '{}'; v_popularities float8[] := '{}';
-    v_new_ids text[]; v_new_similarities float8[]; v_new_freshnesses float8[]; v_new_popularities float8[];
-    v_kth float8;
+    v_columns text;
+    v_tiers integer := pgfeed._popularity_tiers();
+    v_streams text[] := array_fill(NULL::text, ARRAY[v_tiers + 2]);  -- nearest in each tier, newest, most liked
 BEGIN
     IF v_feed.item_type IS NULL THEN
         RAISE EXCEPTION 'feed "%" has no content table', feed
@@ -78,7 +195,9 @@ BEGIN
     IF exclude IS NOT NULL THEN
         v_exclude := ARRAY(SELECT pgfeed._key_text(e, v_feed.item_type, feed, 'item') FROM unnest(exclude) AS e);
     END IF;
-    -- an item s is eligible if it is embedded, not excluded and (by default) not seen by the user
+    -- The streams' parameters: $1 profile, $2 freshness unit (seconds), $3
+    -- popularity saturation, $4 user, $5 excluded items. An item s is eligible
+    -- if it is embedded, not excluded and (by default) not seen by the user.
     v_eligible := format('s.embedding IS NOT NULL AND NOT s.item_id = ANY (coalesce($5, ''{}'')::%s[])', v_feed.item_type);
     IF v_user IS NOT NULL AND v_feed.user_type IS NOT NULL THEN
         EXECUTE format('SELECT embedding FROM %s WHERE user_id = $1::%s', pgfeed._profile(v_feed.feed_id), v_feed.user_type)
@@ -92,161 +211,44 @@ BEGIN
     IF "limit" = 0 THEN
         RETURN;
     END IF;
-    -- the components of an eligible item s
-    v_components := format($c$
-        s.item_id::text,
-        coalesce(1 - (s.embedding <=> $1), 0)::float8,
-        coalesce(1 / (1 + greatest(extract(epoch FROM now() - s.created_at)::float8, 0) / $2), 0)::float8,
-        least(1, ln(1 + coalesce((SELECT p.popularity FROM %s p WHERE p.item_id = s.item_id), 0)::float8) / ln($3))::float8
-        $c$, v_likes);
-
-    -- Fagin's threshold algorithm over sorted index streams of the eligible
-    -- items: nearest to the profile (HNSW, iterative scan) in each like-count
-    -- tier, newest (btree on time), most liked (btree on the like count).
-    -- Every item a stream yields is scored exactly. An item no stream yielded
-    -- has at most the similarity last read in its tier, the popularity of its
-    -- tier and of the last item read most liked, and the freshness last read
-    -- newest; once the k-th best score is at least the highest such bound (the
-    -- threshold), no unseen item can enter the top k. The tiers make the bound
-    -- tight: the nearest items among the most liked are what a feed shows, and
-    -- without them a similarity stream would have to be read until it passes
-    -- every such item's similarity. The streams stay open and are read in turns
-    -- (the rule is at the loop's head). Without a profile (cold start)
-    -- similarity is 0 and no tier is read. Every stored item has a like count,
-    -- so the popularity stream running out means every eligible item was seen.
-    v_weights := ARRAY[v_feed.weight_similarity, v_feed.weight_similarity, v_feed.weight_similarity,
-                       v_feed.weight_similarity, v_feed.weight_freshness, v_feed.weight_popularity];
-    v_ceilings := ARRAY(SELECT least(1, coalesce(ln(1 + pgfeed._tier_most_likes(t)) / ln(v_feed.popularity_saturation), 1))
-                          FROM generate_series(0, 3) AS t);
+    -- What a stream yields of an eligible item s: its key, similarity,
+    -- freshness and tier (pgfeed._top_k names them i, s, f, t, p).
+    v_columns := $c$
+        s.item_id::text AS i,
+        coalesce(1 - (s.embedding <=> $1), 0)::float8 AS s,
+        coalesce(1 / (1 + greatest(extract(epoch FROM now() - s.created_at)::float8, 0) / $2), 0)::float8 AS f,
+        s.tier::integer AS t
+        $c$;
     IF v_profile IS NOT NULL AND v_feed.weight_similarity > 0 THEN
-        FOR t IN 0 .. 3 LOOP
-            v_queries[t + 1] := format('SELECT %s FROM %s s WHERE %s AND s.tier = %s ORDER BY s.embedding <=> $1',
-                                       v_components, v_store, v_eligible, t);
+        FOR t IN 0 .. v_tiers - 1 LOOP
+            v_streams[t + 1] := format('SELECT %s, NULL::float8 AS p FROM %s s WHERE %s AND s.tier = %s ORDER BY s.embedding <=> $1',
+                                       v_columns, v_store, v_eligible, t);
         END LOOP;
-    ELSE
-        v_bounds[1:4] := ARRAY[0, 0, 0, 0];
     END IF;
     IF v_feed.weight_freshness > 0 THEN
-        v_queries[5] := format('SELECT %s FROM %s s WHERE %s AND s.created_at IS NOT NULL ORDER BY s.created_at DESC',
-                               v_components, v_store, v_eligible);
+        v_streams[v_tiers + 1] := format('SELECT %s, NULL::float8 AS p FROM %s s WHERE %s AND s.created_at IS NOT NULL ORDER BY s.created_at DESC',
+                               v_columns, v_store, v_eligible);
     END IF;
-    v_queries[6] := format('SELECT %s FROM %s p JOIN %s s ON s.item_id = p.item_id WHERE %s ORDER BY p.popularity DESC',
-                           v_components, v_likes, v_store, v_eligible);
+    v_streams[v_tiers + 2] := format($q$
+        SELECT %s, least(1, ln(1 + p.popularity::float8) / ln($3)) AS p
+          FROM %s p JOIN %s s ON s.item_id = p.item_id WHERE %s ORDER BY p.popularity DESC
+        $q$, v_columns, v_likes, v_store, v_eligible);
 
     PERFORM set_config('hnsw.ef_search', v_feed.ef_search::text, true);
     PERFORM set_config('hnsw.max_scan_tuples', greatest(20000, 2 * v_feed.search_max_depth)::text, true);
-    LOOP
-        -- The tier whose unseen items could score the most; the threshold is
-        -- their bound. What lowers it: that tier's stream, the newest stream,
-        -- the most liked stream (once below the tier's ceiling).
-        v_top := NULL;
-        FOR t IN REVERSE 4 .. 1 LOOP
-            v_bound := v_weights[t] * v_bounds[t] + v_weights[6] * least(v_ceilings[t], v_bounds[6]);
-            IF v_top IS NULL OR v_bound > v_top THEN
-                v_tier := t; v_top := v_bound;
-            END IF;
-        END LOOP;
-        v_gap := v_top + v_weights[5] * v_bounds[5] - v_kth;
-        EXIT WHEN v_gap < 0;  -- (a tie could be an unseen item with a smaller key)
-        -- Lowering the threshold by the gap through the tiers takes reading
-        -- every tier within the gap of the top one; through freshness, only the
-        -- newest stream. The pace of a tier's stream is shared out accordingly.
-        v_close := 0;
-        FOR t IN 1 .. 4 LOOP
-            IF v_weights[t] * v_bounds[t] + v_weights[6] * least(v_ceilings[t], v_bounds[6]) > v_top - v_gap THEN
-                v_close := v_close + 1;
-            END IF;
-        END LOOP;
-        -- The next stream to read among those: first each once. Then the one
-        -- that would close the gap soonest by itself at the pace of its last
-        -- read; when none can (clustered similarities fall slowly, then steeply;
-        -- saturated popularity does not fall), the one that fell fastest.
-        v_stream := NULL; v_closing := NULL; v_soonest := NULL; v_fastest := NULL; v_fastest_pace := NULL;
-        FOREACH v_candidate IN ARRAY ARRAY[v_tier, 5, 6] LOOP
-            CONTINUE WHEN v_queries[v_candidate] IS NULL OR v_ended[v_candidate]
-                          OR v_read[v_candidate] >= v_feed.search_max_depth;
-            IF v_slopes[v_candidate] IS NULL THEN
-                v_stream := v_candidate;
-                EXIT;
-            END IF;
-            v_pace := v_slopes[v_candidate] / CASE WHEN v_candidate <= 4 THEN greatest(v_close, 1) ELSE 1 END;
-            IF v_pace > 0 AND v_weights[v_candidate] * (v_bounds[v_candidate] - v_lowest[v_candidate]) >= v_gap
-               AND (v_soonest IS NULL OR v_gap / v_pace < v_soonest) THEN
-                v_closing := v_candidate; v_soonest := v_gap / v_pace;
-            END IF;
-            IF v_fastest_pace IS NULL OR v_pace > v_fastest_pace THEN
-                v_fastest := v_candidate; v_fastest_pace := v_pace;
-            END IF;
-        END LOOP;
-        v_stream := coalesce(v_stream, v_closing, v_fastest);
-        EXIT WHEN v_stream IS NULL;  -- what could lower the threshold is read to its deepest
-        IF v_cursors[v_stream] IS NULL THEN
-            v_cursor := NULL;
-            OPEN v_cursor NO SCROLL FOR EXECUTE v_queries[v_stream]
-                USING v_profile, v_unit, v_feed.popularity_saturation, v_user, v_exclude;
-            v_cursors[v_stream] := v_cursor;
-        END IF;
-        v_first := NULL;
-        v_before := v_bounds[v_stream];
-        v_cursor := v_cursors[v_stream];
-        v_started := clock_timestamp();
-        v_new_ids := '{}'; v_new_similarities := '{}'; v_new_freshnesses := '{}'; v_new_popularities := '{}';
-        v_best_new := NULL;
-        FOR j IN 1 .. least(greatest(v_feed.search_depth, "limit", v_read[v_stream] / 2),
-                            v_feed.search_max_depth - v_read[v_stream]) LOOP
-            FETCH v_cursor INTO v_id, v_similarity, v_freshness, v_popularity;
-            IF NOT FOUND THEN
-                CLOSE v_cursor;
-                v_ended[v_stream] := true;
-                EXIT;
-            END IF;
-            v_new_ids := v_new_ids || v_id; v_new_similarities := v_new_similarities || v_similarity;
-            v_new_freshnesses := v_new_freshnesses || v_freshness; v_new_popularities := v_new_popularities || v_popularity;
-            v_bounds[v_stream] := CASE WHEN v_stream <= 4 THEN v_similarity WHEN v_stream = 5 THEN v_freshness
-                                       ELSE v_popularity END;
-            v_first := coalesce(v_first, v_bounds[v_stream]);
-            v_best_new := greatest(v_best_new,
-                                   v_weights[1] * v_similarity + v_weights[5] * v_freshness + v_weights[6] * v_popularity);
-        END LOOP;
-        v_read[v_stream] := v_read[v_stream] + cardinality(v_new_ids);
-        IF v_ended[v_stream] AND v_stream <> 6 THEN
-            -- Every eligible item of the tier (or with a creation time) was seen:
-            -- none is left to bound. An HNSW scan could also stop at its limits,
-            -- but they are set far above a read's reach: rows visited twice the
-            -- deepest read (so it would take more rows filtered out, seen or
-            -- excluded, than read), memory 8 x work_mem.
-            v_bounds[v_stream] := v_lowest[v_stream];
-        END IF;
-        -- A similarity bound that rose (the scan came upon a second cluster
-        -- near the profile) makes the stream new again: read on before judging
-        -- its pace.
-        v_slopes[v_stream] := CASE WHEN v_bounds[v_stream] <= v_before THEN
-            v_weights[v_stream] * coalesce(v_first - v_bounds[v_stream], 0)
-            / greatest(extract(epoch FROM clock_timestamp() - v_started) * 1000, 0.001) END;
-        IF v_best_new >= coalesce(v_kth, '-infinity') THEN  -- else nothing new among the best k
-            SELECT array_agg(m.i ORDER BY m.sc DESC), array_agg(m.sc ORDER BY m.sc DESC), array_agg(m.s ORDER BY m.sc DESC),
-                   array_agg(m.f ORDER BY m.sc DESC), array_agg(m.p ORDER BY m.sc DESC)
-              INTO v_ids, v_scores, v_similarities, v_freshnesses, v_popularities
-              FROM (SELECT * FROM (SELECT DISTINCT ON (c.i) *
-                                     FROM (SELECT * FROM unnest(v_ids, v_scores, v_similarities, v_freshnesses, v_popularities)
-                                           UNION ALL
-                                           SELECT n.i, v_weights[1] * n.s + v_weights[5] * n.f + v_weights[6] * n.p, n.s, n.f, n.p
-                                             FROM unnest(v_new_ids, v_new_similarities, v_new_freshnesses, v_new_popularities)
-                                                  AS n(i, s, f, p)
-                                          ) AS c (i, sc, s, f, p)
-                                    ORDER BY c.i) AS d
-                     ORDER BY d.sc DESC FETCH FIRST "limit" ROWS WITH TIES) AS m;
-            v_kth := CASE WHEN cardinality(v_ids) >= "limit" THEN v_scores["limit"] END;
-        END IF;
-        RAISE DEBUG 'pgfeed.feed: read % rows (nearest in tiers 0-3, newest, most liked), k-th score %, bounds %, slopes %',
-            v_read, v_kth, v_bounds, v_slopes;
-        EXIT WHEN v_ended[6];  -- every eligible item was seen
-    END LOOP;
     RETURN QUERY EXECUTE format($q$
-        SELECT * FROM unnest($1, $2, $3, $4, $5) AS t (item_id, score, similarity, freshness, popularity)
-         ORDER BY score DESC, item_id::%s LIMIT $6
+        SELECT * FROM pgfeed._top_k($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) AS t
+         ORDER BY t.score DESC, t.item_id::%s LIMIT $10
         $q$, v_feed.item_type)
-        USING v_ids, v_scores, v_similarities, v_freshnesses, v_popularities, "limit";
+        USING v_streams,
+              format('SELECT p.item_id::text AS i, least(1, ln(1 + p.popularity::float8) / ln($2)) AS p FROM %s p '
+                     'WHERE p.item_id = ANY ($1::%s[])', v_likes, v_feed.item_type),
+              v_profile, extract(epoch FROM v_feed.freshness_unit)::float8, v_feed.popularity_saturation::float8, v_user,
+              v_exclude,
+              ARRAY[v_feed.weight_similarity, v_feed.weight_freshness, v_feed.weight_popularity]::float8[],
+              ARRAY(SELECT least(1, coalesce(ln(1 + pgfeed._tier_most_likes(t)) / ln(v_feed.popularity_saturation), 1))::float8
+                      FROM generate_series(0, v_tiers - 1) AS t),
+              "limit", v_feed.search_depth, v_feed.search_max_depth;
 END
 $$;
 COMMENT ON FUNCTION pgfeed.feed(text, anyelement, integer, anycompatiblearray, boolean) IS
