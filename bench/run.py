@@ -41,11 +41,11 @@ def texts(n: int) -> list[str]:
 
 
 def rss_mb(conn: psycopg.Connection) -> float:
+    """The backend's own resident memory (VmRSS less RssShmem): the pages of shared_buffers it touched are
+    the server's, counted once however many backends read them."""
     pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
+    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    return (int(status["VmRSS"].split()[0]) - int(status["RssShmem"].split()[0])) / 1024
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -41,6 +41,18 @@ def dsn() -> str:
 
 
 @pytest.fixture
+def empty_database():
+    """A database of its own, without pgfeed."""
+    name = "pgfeed_install_test"
+    with psycopg.connect(server_dsn(), autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {name}")
+    yield make_conninfo(server_dsn(), dbname=name)
+    with psycopg.connect(server_dsn(), autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
 def conn(dsn):
     with psycopg.connect(dsn, autocommit=True) as connection:
         yield connection

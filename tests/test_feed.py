@@ -208,3 +208,31 @@ def test_like_count_tiers_follow_the_likes(conn, dsn):
         compare(reference_feed(conn, post, like, user_id, now), actual, 15)
     conn.execute(f"DELETE FROM {like} WHERE post_id = %s AND user_id BETWEEN 1000 AND 1095", [item])
     assert check_tiers()[item] == 0
+
+
+def test_migrations_bring_a_store_without_tiers_to_three(empty_database):
+    """A feed's item store as 0.1 left it (no tier, one HNSW index over all its
+    items) gets its tiers from migrations 004 and 005: each item the tier of its
+    like count, one HNSW index a tier, and the feed exact."""
+    pgfeed.install(empty_database)
+    with psycopg.connect(empty_database, autocommit=True) as conn:
+        post, like, feed = populate_large(conn)
+        store = f"pgfeed.item_store_{feed_id(conn, feed)}"
+        item = conn.execute(f"SELECT min(id) FROM {post} WHERE id NOT IN (SELECT post_id FROM {like})").fetchone()[0]
+        conn.execute(f"INSERT INTO {like} (user_id, post_id) SELECT u, %s FROM generate_series(1000, 2000) AS u", [item])
+        conn.execute(f"ALTER TABLE {store} DROP COLUMN tier")  # and with it the tier indexes
+        conn.execute(f"CREATE INDEX ON {store} USING hnsw (embedding vector_cosine_ops)")
+        conn.execute("DELETE FROM pgfeed.migration WHERE name IN ('004-popularity-tiers.sql', '005-three-tiers.sql')")
+
+        pgfeed.install(empty_database)
+        counts = dict(conn.execute(f"SELECT post_id, count(*) FROM {like} GROUP BY post_id").fetchall())
+        tiers = dict(conn.execute(f"SELECT item_id, tier FROM {store}").fetchall())
+        assert len(tiers) == 600 and tiers[item] == 2
+        assert tiers == {i: min(2, len(str(counts.get(i, 0) + 1)) - 1) for i in tiers}
+        indexes = conn.execute("SELECT pg_get_expr(i.indpred, i.indrelid) FROM pg_index i "
+                               "JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam "
+                               "WHERE i.indrelid = %s::regclass AND a.amname = 'hnsw' ORDER BY 1", [store]).fetchall()
+        assert indexes == [("(tier = 0)",), ("(tier = 1)",), ("(tier = 2)",)]
+        for user_id in (1, 2, None):
+            now, actual = feed_in_one_transaction(empty_database, feed, user_id, limit=15)
+            compare(reference_feed(conn, post, like, user_id, now), actual, 15)

@@ -6,7 +6,7 @@ import sys
 
 import psycopg
 import pytest
-from conftest import ROOT, server_dsn
+from conftest import ROOT
 from psycopg.conninfo import make_conninfo
 
 import pgfeed
@@ -26,17 +26,6 @@ SNAPSHOT = """
     SELECT 'setting', name, value FROM pgfeed.setting
     ORDER BY 1, 2, 3
 """
-
-
-@pytest.fixture
-def empty_database():
-    name = "pgfeed_install_test"
-    with psycopg.connect(server_dsn(), autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {name}")
-    yield make_conninfo(server_dsn(), dbname=name)
-    with psycopg.connect(server_dsn(), autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def snapshot(dsn):

@@ -1,8 +1,9 @@
 -- Reading: the hybrid-scored feed and the status of every feed.
 
 CREATE OR REPLACE FUNCTION pgfeed._top_k(
-    p_streams text[], p_popularity text, p_profile vector, p_unit float8, p_saturation float8, p_user text,
-    p_exclude text[], p_weights float8[], p_ceilings float8[], p_limit integer, p_depth integer, p_max_depth integer)
+    p_streams text[], p_popularity text, p_key_types text[], p_profile vector, p_unit float8, p_saturation float8,
+    p_user text, p_exclude text[], p_weights float8[], p_ceilings float8[], p_limit integer, p_depth integer,
+    p_max_depth integer)
 RETURNS TABLE (item_id text, score float8, similarity float8, freshness float8, popularity float8)
 LANGUAGE plpython3u VOLATILE
 SET search_path FROM CURRENT
@@ -43,9 +44,10 @@ import time
 
 plans = SD.setdefault("plans", {})
 def plan(query, types):
-    if query not in plans:
-        plans[query] = plpy.prepare(query, types)
-    return plans[query]
+    key = (query, *types)
+    if key not in plans:
+        plans[key] = plpy.prepare(query, types)
+    return plans[key]
 
 tiers = len(p_ceilings)
 NEWEST, LIKED = tiers, tiers + 1
@@ -53,8 +55,9 @@ streams = tiers + 2
 component = ["s"] * tiers + ["f", "p"]  # the column each stream is sorted on
 w_similarity, w_freshness, w_popularity = p_weights
 weights = [w_similarity] * tiers + [w_freshness, w_popularity]
+user_type, item_type = p_key_types
 args = [p_profile, p_unit, p_saturation, p_user, p_exclude]
-types = ["vector", "float8", "float8", "text", "text[]"]
+types = ["vector", "float8", "float8", user_type or "text", item_type + "[]"]
 lowest = [-1] * tiers + [0, 0]         # the lowest value of each stream's component
 bounds = [1.0] * streams               # the last value of each stream's component
 if p_streams[0] is None:
@@ -121,7 +124,7 @@ while True:
         elif kth is None or partial + w_popularity * p_ceilings[row["t"]] >= kth:
             unknown.append(row)
     if unknown:
-        known = {r["i"]: r["p"] for r in plan(p_popularity, ["text[]", "float8"]).execute(
+        known = {r["i"]: r["p"] for r in plan(p_popularity, [item_type + "[]", "float8"]).execute(
             [[row["i"] for row in unknown], p_saturation])}
         new += [(row["i"], row["s"], row["f"], known.get(row["i"], 0.0)) for row in unknown]
     for item, s, f, p in new:
@@ -155,8 +158,8 @@ for cursor in cursors:
         cursor.close()  # (a closed one stays closed)
 return [(item, *values) for item, values in best.items()]
 $python$;
-COMMENT ON FUNCTION pgfeed._top_k(text[], text, vector, float8, float8, text, text[], float8[], float8[], integer, integer,
-                                  integer) IS
+COMMENT ON FUNCTION pgfeed._top_k(text[], text, text[], vector, float8, float8, text, text[], float8[], float8[], integer,
+                                  integer, integer) IS
     'the threshold algorithm behind pgfeed.feed(): the k best items (and ties) read from sorted index streams';
 
 CREATE OR REPLACE FUNCTION pgfeed.feed(
@@ -177,7 +180,7 @@ DECLARE
     v_store text := pgfeed._item_store(v_feed.feed_id);
     v_likes text := pgfeed._item_popularity(v_feed.feed_id);
     v_user text;
-    v_exclude text[];
+    v_exclude text[] := '{}';
     v_profile vector;
     v_eligible text;
     v_columns text;
@@ -196,16 +199,17 @@ BEGIN
         v_exclude := ARRAY(SELECT pgfeed._key_text(e, v_feed.item_type, feed, 'item') FROM unnest(exclude) AS e);
     END IF;
     -- The streams' parameters: $1 profile, $2 freshness unit (seconds), $3
-    -- popularity saturation, $4 user, $5 excluded items. An item s is eligible
-    -- if it is embedded, not excluded and (by default) not seen by the user.
-    v_eligible := format('s.embedding IS NOT NULL AND NOT s.item_id = ANY (coalesce($5, ''{}'')::%s[])', v_feed.item_type);
+    -- popularity saturation, $4 user, $5 excluded items (typed as the keys, so
+    -- that no row casts them). An item s is eligible if it is embedded, not
+    -- excluded and (by default) not seen by the user.
+    v_eligible := 's.embedding IS NOT NULL AND NOT s.item_id = ANY ($5)';
     IF v_user IS NOT NULL AND v_feed.user_type IS NOT NULL THEN
         EXECUTE format('SELECT embedding FROM %s WHERE user_id = $1::%s', pgfeed._profile(v_feed.feed_id), v_feed.user_type)
            INTO v_profile USING v_user;
         IF exclude_seen THEN
             v_eligible := v_eligible || format(
-                ' AND NOT EXISTS (SELECT FROM %s l WHERE l.user_id = $4::%s AND l.item_id = s.item_id)',
-                pgfeed._interaction_log(v_feed.feed_id), v_feed.user_type);
+                ' AND NOT EXISTS (SELECT FROM %s l WHERE l.user_id = $4 AND l.item_id = s.item_id)',
+                pgfeed._interaction_log(v_feed.feed_id));
         END IF;
     END IF;
     IF "limit" = 0 THEN
@@ -216,7 +220,7 @@ BEGIN
     v_columns := $c$
         s.item_id::text AS i,
         coalesce(1 - (s.embedding <=> $1), 0)::float8 AS s,
-        coalesce(1 / (1 + greatest(extract(epoch FROM now() - s.created_at)::float8, 0) / $2), 0)::float8 AS f,
+        coalesce(1 / (1 + greatest(date_part('epoch', now() - s.created_at), 0) / $2), 0) AS f,
         s.tier::integer AS t
         $c$;
     IF v_profile IS NOT NULL AND v_feed.weight_similarity > 0 THEN
@@ -237,12 +241,13 @@ BEGIN
     PERFORM set_config('hnsw.ef_search', v_feed.ef_search::text, true);
     PERFORM set_config('hnsw.max_scan_tuples', greatest(20000, 2 * v_feed.search_max_depth)::text, true);
     RETURN QUERY EXECUTE format($q$
-        SELECT * FROM pgfeed._top_k($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) AS t
-         ORDER BY t.score DESC, t.item_id::%s LIMIT $10
+        SELECT * FROM pgfeed._top_k($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) AS t
+         ORDER BY t.score DESC, t.item_id::%s LIMIT $11
         $q$, v_feed.item_type)
         USING v_streams,
               format('SELECT p.item_id::text AS i, least(1, ln(1 + p.popularity::float8) / ln($2)) AS p FROM %s p '
-                     'WHERE p.item_id = ANY ($1::%s[])', v_likes, v_feed.item_type),
+                     'WHERE p.item_id = ANY ($1)', v_likes),
+              ARRAY[v_feed.user_type::text, v_feed.item_type::text],
               v_profile, extract(epoch FROM v_feed.freshness_unit)::float8, v_feed.popularity_saturation::float8, v_user,
               v_exclude,
               ARRAY[v_feed.weight_similarity, v_feed.weight_freshness, v_feed.weight_popularity]::float8[],
