@@ -71,7 +71,8 @@ def test_int8_variant_stays_close_to_fp32_and_records_its_model(model_conn, refe
     """The int8 ONNX export (built by make setup) against fp32 sentence-transformers."""
     post, like = make_tables(model_conn)
     feed = attach(model_conn, post, like, model="all-MiniLM-L6-v2:onnx-int8")
-    model_conn.cursor().executemany(f"INSERT INTO {post} (title, body) VALUES (%s, '')", [[t] for t in COOKING + FINANCE])
+    # one statement: the encoder batches texts of like length and must give each its own vector
+    model_conn.execute(f"INSERT INTO {post} (title, body) SELECT unnest(%s::text[]), ''", [COOKING + [LONG] + FINANCE])
     rows = model_conn.execute(f"""SELECT p.title || ' ' || p.body, s.embedding::text, s.model FROM {post} p
                                   JOIN pgfeed.item_store_{feed_id(model_conn, feed)} s ON s.item_id = p.id""").fetchall()
     expected = reference_model.encode([text for text, _, _ in rows])

@@ -33,7 +33,11 @@ def test_missing_models_say_how_to_fix_it(spec):
 def test_server_encode_chunks_and_counts_model_calls():
     gd = {}
     vectors = server.encode(gd, [f"text {i}" for i in range(server.CHUNK + 1)], "pgfeed.encoders.hashing:HashingEncoder")
-    assert len(vectors) == server.CHUNK + 1 and vectors[0].startswith("[")
+    assert len(vectors) == server.CHUNK + 1
+    # the literals give back the encoder's float4 values exactly
+    expected = HashingEncoder().encode(["text 0", f"text {server.CHUNK}"]).astype(np.float32)
+    parsed = np.array([vectors[0].strip("[]").split(","), vectors[-1].strip("[]").split(",")], dtype=np.float32)
+    assert np.array_equal(parsed, expected)
     assert server.encoder_stats(gd)[0][1:3] == (2, server.CHUNK + 1)
     with pytest.raises(ValueError, match="text 2 is NULL"):
         server.encode(gd, ["fine", None], "pgfeed.encoders.hashing:HashingEncoder")

