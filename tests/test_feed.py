@@ -210,6 +210,28 @@ def test_like_count_tiers_follow_the_likes(conn, dsn):
     assert check_tiers()[item] == 0
 
 
+def test_each_tier_searches_with_a_list_for_its_size(conn):
+    """ef_search is for a tier of 500,000 items or more; a smaller tier gets it scaled by the square root of
+    its share, not under 40 (nor over the feed's); a tier the planner never counted gets all of it."""
+    post, like, feed = populate_large(conn)
+    store = f"pgfeed.item_store_{feed_id(conn, feed)}"
+    indexes = dict(conn.execute("SELECT pg_get_expr(i.indpred, i.indrelid), i.indexrelid::regclass::text "
+                                "FROM pg_index i WHERE i.indrelid = %s::regclass AND i.indpred IS NOT NULL",
+                                [store]).fetchall())
+    sizes = {"(tier = 0)": 810_000, "(tier = 1)": 81_000, "(tier = 2)": -1}
+
+    def expected(size, ef_search):
+        return ef_search if size < 0 else min(ef_search, max(40, math.ceil(ef_search * math.sqrt(size / 500_000))))
+
+    with conn.transaction(force_rollback=True):  # the planner's counts, as the tiers of a large store would have
+        for predicate, size in sizes.items():
+            conn.execute("UPDATE pg_class SET reltuples = %s WHERE oid = %s::regclass", [size, indexes[predicate]])
+        for ef_search in (200, 1000, 30):
+            got = conn.execute("SELECT pgfeed._tier_ef_search(%s, %s)", [store, ef_search]).fetchone()[0]
+            assert got == [expected(sizes[f"(tier = {t})"], ef_search) for t in range(3)]
+        assert conn.execute("SELECT pgfeed._tier_ef_search(%s, 200)", [store]).fetchone()[0] == [200, 81, 200]
+
+
 def test_migrations_bring_a_store_without_tiers_to_three(empty_database):
     """A feed's item store as 0.1 left it (no tier, one HNSW index over all its
     items) gets its tiers from migrations 004 and 005: each item the tier of its
