@@ -6,7 +6,7 @@ import numpy as np
 import psycopg
 import pytest
 from conftest import HASHING, feed_id
-from test_feed import compare, feed_in_one_transaction, populate, reference_feed
+from test_feed import compare, feed_in_one_transaction, populate, populate_large, reference_feed
 
 from pgfeed.encoders.hashing import HashingEncoder
 
@@ -83,3 +83,34 @@ def test_switching_back_cancels_and_unknown_models_are_refused(conn):
     with pytest.raises(psycopg.Error, match="not found"):
         conn.execute("SELECT pgfeed.alter_feed(%s, model => 'no_such_module:Encoder')", [feed])
     assert feed_status(conn, feed) == (HASHING, 384, None)
+
+
+def test_a_model_switch_carries_the_like_count_tiers(conn, dsn):
+    """The next model's store copies each item's tier as it embeds it, so that
+    the swap moves only the items whose like count crossed a tier during the
+    switch; after it every item is in the tier of its like count."""
+    post, like, feed = populate_large(conn, items=300)
+    store = f"pgfeed.item_store_{feed_id(conn, feed)}"
+
+    def tiers(table):
+        return dict(conn.execute(f"SELECT item_id, tier FROM {table}").fetchall())
+
+    conn.execute("SELECT pgfeed.alter_feed(%s, model => %s)", [feed, SMALL])
+    conn.execute("SELECT * FROM pgfeed.work(%s, 100)", [feed])
+    current, embedded = tiers(store), tiers(f"{store}_next")
+    assert len(embedded) == 100 and set(current.values()) == {0, 1, 2}
+    assert embedded == {item: current[item] for item in embedded}
+    # an item already embedded for the next model crosses into the 99+ tier
+    item = min(item for item, tier in embedded.items() if tier == 0)
+    conn.execute(f"INSERT INTO {like} (user_id, post_id) SELECT u, %s FROM generate_series(1000, 1098) AS u", [item])
+    assert tiers(f"{store}_next")[item] == 0
+    while feed_status(conn, feed)[2] is not None:
+        conn.execute("SELECT * FROM pgfeed.work(%s, 100)", [feed])
+
+    counts = dict(conn.execute(f"SELECT post_id, count(*) FROM {like} GROUP BY post_id").fetchall())
+    swapped = tiers(store)
+    assert len(swapped) == 300 and swapped[item] == 2
+    assert swapped == {i: min(2, len(str(counts.get(i, 0) + 1)) - 1) for i in swapped}
+    for user_id in (1, 2):
+        now, served = feed_in_one_transaction(dsn, feed, user_id, limit=15)
+        compare(reference_feed(conn, post, like, user_id, now, encoder=small_encoder()), served, 15)

@@ -108,7 +108,7 @@ LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
 AS $$
 BEGIN
-    -- (A model switch's shadow store takes the tiers of this one when it is swapped in.)
+    -- (A model switch's shadow store copies an item's tier as it embeds it, and the swap the tiers changed since.)
     EXECUTE format('UPDATE %s SET tier = $1 WHERE item_id = $2', pgfeed._item_store(TG_ARGV[0]::integer))
       USING pgfeed._popularity_tier(NEW.popularity), NEW.item_id;
     RETURN NULL;

@@ -89,15 +89,19 @@ BEGIN
         RETURN 0;
     END IF;
     v_encodable := ARRAY(SELECT i FROM generate_subscripts(v_texts, 1) AS i WHERE v_texts[i] ~ '[^[:space:]]');
+    -- Each item takes its tier from the item store now, so that the swap moves
+    -- (and re-indexes) only the items whose like count crossed a tier since:
+    -- moving them all held writers off for 10.5 s at 100,000 items.
     EXECUTE format($q$
-        INSERT INTO %1$s AS n (item_id, embedding, text_hash, created_at, model, embedded_at)
-        SELECT u.id::%2$s, e.embedding, md5(u.body), u.created, $5, now()
+        INSERT INTO %1$s AS n (item_id, embedding, text_hash, created_at, model, embedded_at, tier)
+        SELECT u.id::%2$s, e.embedding, md5(u.body), u.created, $5, now(),
+               coalesce((SELECT s.tier FROM %3$s s WHERE s.item_id = u.id::%2$s), 0)
           FROM unnest($1, $2, $3) WITH ORDINALITY AS u(id, body, created, ord)
           JOIN unnest($4, $6) AS e(ord, embedding) ON e.ord = u.ord
         ON CONFLICT (item_id) DO UPDATE
            SET embedding = EXCLUDED.embedding, text_hash = EXCLUDED.text_hash, created_at = EXCLUDED.created_at,
-               model = EXCLUDED.model, embedded_at = EXCLUDED.embedded_at
-        $q$, pgfeed._next_item_store(p_feed.feed_id), p_feed.item_type)
+               model = EXCLUDED.model, embedded_at = EXCLUDED.embedded_at, tier = EXCLUDED.tier
+        $q$, pgfeed._next_item_store(p_feed.feed_id), p_feed.item_type, pgfeed._item_store(p_feed.feed_id))
        USING v_ids, v_texts, v_created, v_encodable, pgfeed._model_label(p_feed.next_model, p_feed.next_dimensions),
              pgfeed._encode(ARRAY(SELECT v_texts[i] FROM unnest(v_encodable) AS i), p_feed.next_model);
     UPDATE pgfeed.feed_config SET next_after_key = v_last WHERE feed_id = p_feed.feed_id;
