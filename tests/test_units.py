@@ -43,6 +43,15 @@ def test_server_encode_chunks_and_counts_model_calls():
         server.encode(gd, ["fine", None], "pgfeed.encoders.hashing:HashingEncoder")
 
 
+@pytest.mark.parametrize("setting", ["0", "-1", "1.5", "two"])
+def test_encoder_threads_must_be_a_positive_number(setting):
+    with pytest.raises(ValueError, match=f"pgfeed.encoder_threads is '{setting}'"):
+        server.encode({}, ["a text"], "pgfeed.encoders.hashing:HashingEncoder", setting)
+    # unset (NULL) or reset (empty): the model's own default
+    for unset in (None, ""):
+        assert len(server.encode({}, ["a text"], "pgfeed.encoders.hashing:HashingEncoder", unset)) == 1
+
+
 def test_version_mismatch_is_explained():
     server.check_version(pgfeed.__version__)
     with pytest.raises(RuntimeError, match="run `pgfeed install`"):

@@ -98,12 +98,16 @@ def reembed(dsn: str, feed: str, force: bool, restart: bool, batch: int, quiet: 
 @click.option("--drain", is_flag=True, help="exit once no work is ready instead of waiting for more")
 @click.option("--poll", default=5.0, show_default=True, help="seconds between checks for retries when idle")
 @click.option("--quiet", is_flag=True, help="no progress bar")
-def worker(dsn: str, feed: str | None, batch: int, drain: bool, poll: float, quiet: bool) -> None:
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="CPU threads the model runs on in this worker's backend (default: every core); "
+                   "for workers sharing a server's cores, cores / workers")
+def worker(dsn: str, feed: str | None, batch: int, drain: bool, poll: float, quiet: bool, threads: int | None) -> None:
     """Embed queued items (async feeds, failed embeddings, model switches).
 
     Run as many as you like, on any machine; SIGTERM or Ctrl-C stops after the batch in progress."""
     try:
-        totals = queue_worker.run(dsn, feed=feed, batch=batch, drain=drain, poll=poll, progress=not quiet)
+        totals = queue_worker.run(dsn, feed=feed, batch=batch, drain=drain, poll=poll, progress=not quiet,
+                                  threads=threads)
     except psycopg.Error as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"{totals.embedded} embedded, {totals.failed} failed, in {totals.batches} batches")

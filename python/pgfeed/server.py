@@ -22,21 +22,31 @@ def check_version(bundle_version: str | None) -> None:
         )
 
 
-def _encoder(gd: MutableMapping[str, Any], model: str) -> dict:
+def _threads(setting: str | None) -> int | None:
+    if not setting:
+        return None
+    if not setting.strip().isdigit() or int(setting) < 1:
+        raise ValueError(f"pgfeed.encoder_threads is {setting!r}: set it to a number of threads (1 or more), "
+                         "or reset it to let the model use every core")
+    return int(setting)
+
+
+def _encoder(gd: MutableMapping[str, Any], model: str, threads: str | None = None) -> dict:
     loaded = gd.setdefault("pgfeed.encoders", {})
     if model not in loaded:
         started = time.perf_counter()
-        encoder = encoders.load(model)
+        encoder = encoders.load(model, _threads(threads))
         loaded[model] = {"encoder": encoder, "calls": 0, "texts": 0, "load_seconds": time.perf_counter() - started}
     return loaded[model]
 
 
-def encode(gd: MutableMapping[str, Any], texts: Sequence[str | None], model: str) -> list[str]:
-    """Vectors (as pgvector literals) for texts, CHUNK texts per model call."""
+def encode(gd: MutableMapping[str, Any], texts: Sequence[str | None], model: str, threads: str | None = None) -> list[str]:
+    """Vectors (as pgvector literals) for texts, CHUNK texts per model call. `threads` (the setting
+    pgfeed.encoder_threads) caps the model's CPU threads when this backend first loads it."""
     for position, text in enumerate(texts, 1):
         if text is None or not text.strip():
             raise ValueError(f"text {position} is {'NULL' if text is None else 'empty'}: only non-empty text can be embedded")
-    entry = _encoder(gd, model)
+    entry = _encoder(gd, model, threads)
     literals = []
     for start in range(0, len(texts), CHUNK):
         chunk = texts[start:start + CHUNK]

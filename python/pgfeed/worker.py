@@ -61,11 +61,15 @@ def run(
     drain: bool = False,
     poll: float = 5.0,
     progress: bool = True,
+    threads: int | None = None,
 ) -> Totals:
-    """Embed queued items until stopped (or, with ``drain``, until none is ready)."""
+    """Embed queued items until stopped (or, with ``drain``, until none is ready). ``threads`` caps the
+    CPU threads the model runs on in the worker's backend (default: every core)."""
     totals = Totals()
     with connection(conn_or_dsn) as conn, _Stop() as stop:
         conn.autocommit = True
+        if threads is not None:
+            conn.execute("SELECT set_config('pgfeed.encoder_threads', %s, false)", [str(threads)])
         conn.execute(f"LISTEN {CHANNEL}")
         bar = tqdm(total=_queued(conn, feed), unit="item", desc="embedding", disable=not progress, dynamic_ncols=True)
         try:

@@ -7,7 +7,8 @@ SET search_path FROM CURRENT
 AS $python$
 if "pgfeed" not in GD:
     plpy.execute("SELECT pgfeed._python_init()")
-return GD["pgfeed"].encode(GD, p_texts, p_model)
+threads = plpy.execute("SELECT current_setting('pgfeed.encoder_threads', true) AS n")[0]["n"]
+return GD["pgfeed"].encode(GD, p_texts, p_model, threads)
 $python$;
 COMMENT ON FUNCTION pgfeed._encode(text[], text) IS
     'embeddings of non-empty texts with a model, in batches; one vector a text, in order';

@@ -105,16 +105,18 @@ def dimensions(spec: str) -> int:
     return read_dimension(path)
 
 
-def load(spec: str) -> Encoder:
+def load(spec: str, threads: int | None = None) -> Encoder:
+    """The encoder a spec names. `threads` caps the CPU threads a packaged or directory model runs on
+    (default: every core); a module:Class encoder manages its own."""
     if _variant(spec):
         path = variant_path(spec)
         if not os.path.exists(os.path.join(path, "model.onnx")):
             raise _not_found(spec, f"not built yet: run `pgfeed export-model {spec}` (make setup does), "
                                    "with the environment the server imports pgfeed from")
-        return onnx_int8.OnnxEncoder(path)
+        return onnx_int8.OnnxEncoder(path, threads)
     path = model_path(spec)
     if path is None:
         return _encoder_class(spec)()
     from pgfeed.encoders.sentence_transformer import SentenceTransformerEncoder
 
-    return SentenceTransformerEncoder(path)
+    return SentenceTransformerEncoder(path, threads)

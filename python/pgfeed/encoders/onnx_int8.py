@@ -62,7 +62,7 @@ def export(model_dir: str, target: Path) -> Path:
 class OnnxEncoder:
     batch_size = 64
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, threads: int | None = None) -> None:
         import onnxruntime
         from tokenizers import Tokenizer
 
@@ -76,6 +76,8 @@ class OnnxEncoder:
         self.tokenizer.enable_padding()
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
+        if threads:
+            options.intra_op_num_threads = threads
         self.session = onnxruntime.InferenceSession(str(root / "model.onnx"), options,
                                                     providers=["CPUExecutionProvider"])
         self.inputs = {i.name for i in self.session.get_inputs()}

@@ -33,8 +33,12 @@ def read_dimension(path: str) -> int:
 class SentenceTransformerEncoder:
     batch_size = 64
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, threads: int | None = None) -> None:
+        import torch
         from sentence_transformers import SentenceTransformer
+
+        if threads:
+            torch.set_num_threads(threads)  # for the whole backend: it runs one statement at a time
 
         self.model = SentenceTransformer(path, device="cpu")
         self.dimension = self.model.get_embedding_dimension()
