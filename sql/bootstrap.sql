@@ -13,8 +13,9 @@ CREATE TABLE IF NOT EXISTS pgfeed.migration (
 );
 COMMENT ON TABLE pgfeed.migration IS 'run-once migrations of the pgfeed bundle already applied here';
 
--- Every pgfeed function is created with SET search_path FROM CURRENT: this one,
--- which also reaches pgvector wherever it was installed. pg_temp comes last so
--- that no temporary object can shadow a name pgfeed uses.
+-- The run-once migrations run with this search_path, which also reaches
+-- pgvector wherever it was installed; pg_temp comes last so that no temporary
+-- object can shadow a name pgfeed uses. The definitions are created with a
+-- narrower one, pg_catalog, pgfeed, pg_temp (installer.py).
 SELECT set_config('search_path', format('pg_catalog, pgfeed, %I, pg_temp', extnamespace::regnamespace), true)
   FROM pg_extension WHERE extname = 'vector';

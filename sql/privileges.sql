@@ -1,16 +1,40 @@
--- Runs last on every install. Managing feeds (create, attach, detach, drop,
--- reembed) stays with superusers; ordinary roles get the read calls. The
--- triggers and feed() run as their owner, so an application role needs no
--- privilege on pgfeed's tables, only on its own. A worker role that is not a
--- superuser needs: GRANT EXECUTE ON FUNCTION pgfeed.work(text, integer),
--- pgfeed.queued(text) TO worker_role.
+-- Runs last on every install. Managing feeds (create, alter, attach, grant,
+-- detach, drop, reembed, retry) stays with superusers. Every role may call
+-- the read calls, which are SECURITY INVOKER: what a role reads is what
+-- pgfeed.grant_feed gave it (row-level security on pgfeed's catalog, SELECT
+-- on a feed's tables). A worker role that is not a superuser needs:
+-- GRANT EXECUTE ON FUNCTION pgfeed.work(text, integer), pgfeed.queued(text) TO worker_role.
+-- SECURITY.md says why each SECURITY DEFINER function is safe.
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA pgfeed FROM PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA pgfeed FROM PUBLIC;
 GRANT USAGE ON SCHEMA pgfeed TO PUBLIC;
+-- rows limited by row-level security to the feeds granted to the role
+GRANT SELECT ON pgfeed.feed_config, pgfeed.feed_reader, pgfeed.content_source, pgfeed.interaction_source,
+                pgfeed.feed_problem, pgfeed.embedding_queue
+TO PUBLIC;
 GRANT EXECUTE ON FUNCTION
     pgfeed.feed(text, anyelement, integer, anycompatiblearray, boolean),
     pgfeed.embed(text, text),
     pgfeed.status(),
     pgfeed.encoder_stats(),
-    pgfeed.version()
+    pgfeed.version(),
+    -- what those call, with the caller's rights
+    pgfeed._feed(text),
+    pgfeed._feed_exists(text),
+    pgfeed._key_text(anyelement, regtype, text, text),
+    pgfeed._key_kind(regtype),
+    pgfeed._item_store(integer),
+    pgfeed._item_popularity(integer),
+    pgfeed._interaction_log(integer),
+    pgfeed._profile(integer),
+    pgfeed._content_keys(integer),
+    pgfeed._popularity_tiers(),
+    pgfeed._tier_most_likes(integer),
+    pgfeed._tier_ef_search(text, integer),
+    pgfeed._top_k(text[], text, text[], @vector@.vector, float8, float8, text, text[], float8[], float8[], integer[],
+                  integer, integer, integer),
+    pgfeed._content_problem(pgfeed.feed_config),
+    pgfeed._source_problem(regclass, text, jsonb, text),
+    pgfeed._encode(text[], text),
+    pgfeed._python_init()
 TO PUBLIC;

@@ -104,3 +104,21 @@ def feed_id(conn, name: str) -> int:
 def encoder_calls(conn, model: str = HASHING) -> int:
     row = conn.execute("SELECT calls FROM pgfeed.encoder_stats() WHERE model = %s", [model]).fetchone()
     return row[0] if row else 0
+
+
+@pytest.fixture
+def make_role(conn, dsn):
+    """make_role(**attributes) -> (name, dsn): a fresh LOGIN role, not a superuser, and a DSN that logs in as it.
+    Roles belong to the cluster: each is removed with what it owns or was granted here."""
+    made = []
+
+    def make(options: str = "LOGIN"):
+        name = fresh("role")
+        conn.execute(f"CREATE ROLE {name} {options}")
+        made.append(name)
+        return name, make_conninfo(dsn, user=name)
+
+    yield make
+    for name in made:
+        conn.execute(f"DROP OWNED BY {name} CASCADE")
+        conn.execute(f"DROP ROLE {name}")

@@ -14,7 +14,7 @@ def new_feed(conn):
 def test_missing_column_is_named_with_the_columns_there_are(conn):
     post, like = make_tables(conn)
     feed = new_feed(conn)
-    with pytest.raises(psycopg.errors.UndefinedColumn, match=f'column "slug" does not exist in table {post}') as error:
+    with pytest.raises(psycopg.errors.UndefinedColumn, match=rf'column "slug" does not exist in table (public\.)?{post}') as error:
         conn.execute(f"SELECT pgfeed.attach_content(%s, '{post}', 'slug', 'title', 'created_at')", [feed])
     assert "title" in error.value.diag.message_hint
     conn.execute(f"SELECT pgfeed.attach_content(%s, '{post}', 'id', 'title', 'created_at')", [feed])

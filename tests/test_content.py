@@ -138,5 +138,5 @@ def test_embed_rejects_empty_text_and_unconfigured_models(conn):
     attach(conn, *make_tables(conn))  # a feed that uses HASHING
     with pytest.raises(Exception, match="text 1 is empty"):
         conn.execute("SELECT pgfeed.embed('   ', %s)", [HASHING])
-    with pytest.raises(Exception, match='model "os:getcwd" is not used by any feed'):
+    with pytest.raises(Exception, match='model "os:getcwd" is not used by any feed granted to you'):
         conn.execute("SELECT pgfeed.embed('x', 'os:getcwd')")

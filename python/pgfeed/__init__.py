@@ -4,7 +4,7 @@ Install the SQL bundle with :func:`install`, attach it to your tables in SQL,
 and read feeds with :func:`feed` (or ``SELECT * FROM pgfeed.feed(...)``).
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 from pgfeed.client import FeedItem, feed, status
 from pgfeed.installer import InstallError, install, uninstall

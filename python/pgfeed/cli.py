@@ -7,6 +7,7 @@ import psycopg
 from tqdm import tqdm
 
 import pgfeed
+from pgfeed import installer
 from pgfeed import worker as queue_worker
 from pgfeed.connection import connection
 
@@ -16,7 +17,22 @@ dsn_option = click.option(
 )
 
 
-@click.group()
+class _Commands(click.Group):
+    """Errors from the database or the installer end a command with one line (and PostgreSQL's hint), not a
+    traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except psycopg.Error as exc:
+            diag = exc.diag
+            message = diag.message_primary or str(exc).strip().splitlines()[0]
+            raise click.ClickException(message + (f" (hint: {diag.message_hint})" if diag.message_hint else "")) from exc
+        except pgfeed.InstallError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+@click.group(cls=_Commands)
 @click.version_option(pgfeed.__version__, prog_name="pgfeed")
 def main() -> None:
     """Personalized content feeds inside PostgreSQL."""
@@ -25,9 +41,15 @@ def main() -> None:
 @main.command()
 @dsn_option
 @click.option("--python-path", default=None,
-              help="where the server's PL/Python imports pgfeed from (default: this environment's site-packages)")
-def install(dsn: str, python_path: str | None) -> None:
-    """Install pgfeed in a database, or upgrade it. Safe to re-run."""
+              help="where the server's PL/Python imports pgfeed from (default: the path set before, else this "
+                   "environment's site-packages)")
+@click.option("--show", is_flag=True, help="print what is installed and set, and change nothing")
+def install(dsn: str, python_path: str | None, show: bool) -> None:
+    """Install pgfeed in a database, or upgrade it. Safe to re-run: settings not given are kept."""
+    if show:
+        for name, value in installer.settings(dsn).items():
+            click.echo(f"{name}: {value}")
+        return
     _install(dsn, python_path)
 
 
@@ -40,20 +62,17 @@ def upgrade(dsn: str, python_path: str | None) -> None:
 
 
 def _install(dsn: str, python_path: str | None) -> None:
-    try:
-        pgfeed.install(dsn, python_path=python_path)
-    except (pgfeed.InstallError, psycopg.Error) as exc:
-        raise click.ClickException(str(exc)) from exc
-    click.echo(f"pgfeed {pgfeed.__version__} installed")
+    pgfeed.install(dsn, python_path=python_path)
+    click.echo(f"pgfeed {pgfeed.__version__} installed; python_path: {installer.settings(dsn)['python_path']}")
 
 
 @main.command()
 @dsn_option
 def status(dsn: str) -> None:
-    """One line a feed: mode, model (and the one being switched to), items, embedded, pending, failed, oldest
-    pending, interactions, profiles."""
+    """One line a feed you may read: mode, model (and the one being switched to), items, embedded, pending,
+    failed, oldest pending, interactions, profiles, and the problem that keeps it from following its tables."""
     columns = ["feed", "mode", "model", "switching_to", "items", "embedded", "pending", "failed", "oldest_pending",
-               "interactions", "profiles"]
+               "interactions", "profiles", "problem"]
     with connection(dsn) as conn:
         rows = [["" if row[c] is None else str(row[c]) for c in columns] for row in pgfeed.status(conn)]
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
@@ -105,11 +124,7 @@ def worker(dsn: str, feed: str | None, batch: int, drain: bool, poll: float, qui
     """Embed queued items (async feeds, failed embeddings, model switches).
 
     Run as many as you like, on any machine; SIGTERM or Ctrl-C stops after the batch in progress."""
-    try:
-        totals = queue_worker.run(dsn, feed=feed, batch=batch, drain=drain, poll=poll, progress=not quiet,
-                                  threads=threads)
-    except psycopg.Error as exc:
-        raise click.ClickException(str(exc)) from exc
+    totals = queue_worker.run(dsn, feed=feed, batch=batch, drain=drain, poll=poll, progress=not quiet, threads=threads)
     click.echo(f"{totals.embedded} embedded, {totals.failed} failed, in {totals.batches} batches")
 
 

@@ -38,13 +38,16 @@ def install(conn_or_dsn: ConnOrDsn, *, python_path: str | None = None) -> None:
     """Install or upgrade pgfeed in a database. Idempotent.
 
     ``python_path`` is where the server's PL/Python finds the ``pgfeed`` package
-    and its dependencies (default: this interpreter's site-packages). It must be
-    readable by the server's OS user.
+    and its dependencies. It must be readable by the server's OS user. Without
+    it, an upgrade keeps the path already set, and a first install takes this
+    interpreter's site-packages. The server must be able to import pgfeed from
+    there: otherwise nothing is changed and the error says why.
     """
     sql = bundle_dir()
     with connection(conn_or_dsn) as conn, conn.transaction():
         _require_superuser(conn)
         conn.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
+        caller_search_path = conn.execute("SELECT current_setting('search_path')").fetchone()[0]
         _execute_file(conn, sql / "bootstrap.sql")
         applied = dict(conn.execute("SELECT name, body_sha256 FROM pgfeed.migration").fetchall())
         for path in sorted((sql / "migrations").glob("*.sql")):
@@ -58,14 +61,43 @@ def install(conn_or_dsn: ConnOrDsn, *, python_path: str | None = None) -> None:
                     f"migration {path.name} was applied with other contents; released migrations are frozen: "
                     "add a new migration file instead of editing this one"
                 )
-        conn.execute(
-            "INSERT INTO pgfeed.setting (name, value) VALUES ('version', %s), ('python_path', %s) "
-            "ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
-            [pgfeed.__version__, python_path or default_python_path()],
-        )
+        conn.execute("INSERT INTO pgfeed.setting (name, value) VALUES ('version', %s) "
+                     "ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value", [pgfeed.__version__])
+        # a path given replaces the one set; none keeps it (re-running install to upgrade loses nothing)
+        conn.execute("INSERT INTO pgfeed.setting (name, value) VALUES ('python_path', %s) "
+                     "ON CONFLICT (name) DO UPDATE SET value = coalesce(%s, pgfeed.setting.value)",
+                     [python_path or default_python_path(), python_path])
+        vector_schema = conn.execute(
+            "SELECT quote_ident(extnamespace::regnamespace::text) FROM pg_extension WHERE extname = 'vector'"
+        ).fetchone()[0]
+        # Definitions resolve names only in pg_catalog and pgfeed, which no ordinary role can
+        # write, and name pgvector's objects with its schema (SECURITY.md).
+        conn.execute("SELECT set_config('search_path', 'pg_catalog, pgfeed, pg_temp', true)")
         for path in sorted((sql / "definitions").glob("*.sql")):
-            _execute_file(conn, path)
-        _execute_file(conn, sql / "privileges.sql")
+            _execute_file(conn, path, vector_schema)
+        _execute_file(conn, sql / "privileges.sql", vector_schema)
+        _check_server_import(conn)
+        # the caller's transaction (alembic's, say) goes on with its own search_path
+        conn.execute("SELECT set_config('search_path', %s, true)", [caller_search_path])
+
+
+def settings(conn_or_dsn: ConnOrDsn) -> dict[str, str]:
+    """What install recorded: version, python_path."""
+    with connection(conn_or_dsn) as conn:
+        return dict(conn.execute("SELECT name, value FROM pgfeed.setting ORDER BY name").fetchall())
+
+
+def _check_server_import(conn: psycopg.Connection) -> None:
+    try:
+        with conn.transaction():
+            conn.execute("SELECT pgfeed._python_init()")
+    except psycopg.Error as exc:
+        path = conn.execute("SELECT value FROM pgfeed.setting WHERE name = 'python_path'").fetchone()[0]
+        raise InstallError(
+            f"the server cannot import pgfeed from python_path {path!r}: {exc.diag.message_primary}; pass "
+            "--python-path (python_path=...) with the site-packages of an environment where pgfeed is installed "
+            "and that the server's OS user can read"
+        ) from exc
 
 
 def uninstall(conn_or_dsn: ConnOrDsn) -> None:
@@ -86,9 +118,12 @@ def _require_superuser(conn: psycopg.Connection) -> None:
     )
 
 
-def _execute_file(conn: psycopg.Connection, path: Path) -> None:
+def _execute_file(conn: psycopg.Connection, path: Path, vector_schema: str | None = None) -> None:
+    body = path.read_text()
+    if vector_schema is not None:
+        body = body.replace("@vector@", vector_schema)
     try:
-        conn.execute(path.read_text())
+        conn.execute(body)
     except psycopg.errors.UndefinedFile as exc:  # an extension the server lacks
         raise InstallError(
             f"{exc.diag.message_primary}: pgfeed needs pgvector >= 0.8 and plpython3u on the server "

@@ -3,6 +3,7 @@ dictionary, where loaded encoders and their statistics are kept."""
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any, MutableMapping, Sequence
 
@@ -23,12 +24,14 @@ def check_version(bundle_version: str | None) -> None:
 
 
 def _threads(setting: str | None) -> int | None:
+    """The setting pgfeed.encoder_threads as a thread count, at most the machine's cores: more threads than
+    cores only make a backend's model calls fight each other (32 gave 67 threads in one backend)."""
     if not setting:
         return None
     if not setting.strip().isdigit() or int(setting) < 1:
         raise ValueError(f"pgfeed.encoder_threads is {setting!r}: set it to a number of threads (1 or more), "
                          "or reset it to let the model use every core")
-    return int(setting)
+    return min(int(setting), os.cpu_count() or 1)
 
 
 def _encoder(gd: MutableMapping[str, Any], model: str, threads: str | None = None) -> dict:

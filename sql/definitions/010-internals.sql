@@ -1,8 +1,11 @@
 -- Internal helpers shared by the public calls: loading the Python side,
 -- looking up feeds, naming per-feed tables, checking keys and expressions.
 
+-- SECURITY DEFINER: it takes no input, and reads the path that only the
+-- installing superuser can write, so that a granted role's embed() can load
+-- pgfeed without reading pgfeed.setting itself.
 CREATE OR REPLACE FUNCTION pgfeed._python_init() RETURNS void
-LANGUAGE plpython3u VOLATILE
+LANGUAGE plpython3u VOLATILE SECURITY DEFINER
 SET search_path FROM CURRENT
 AS $python$
 # The only place that extends the server's import path: from pgfeed.setting,
@@ -22,11 +25,20 @@ $python$;
 COMMENT ON FUNCTION pgfeed._python_init() IS
     'makes the pgfeed Python package importable in this backend (path fixed at install time)';
 
+-- SECURITY DEFINER: no input; any role may know the version, not the settings.
 CREATE OR REPLACE FUNCTION pgfeed.version() RETURNS text
-LANGUAGE sql STABLE PARALLEL SAFE
+LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
 SET search_path FROM CURRENT
 AS $$ SELECT value FROM pgfeed.setting WHERE name = 'version' $$;
 COMMENT ON FUNCTION pgfeed.version() IS 'version of the installed pgfeed bundle';
+
+-- SECURITY DEFINER: it compares a text with the feed names and answers only
+-- whether that one exists, so that a role refused a feed learns nothing more.
+CREATE OR REPLACE FUNCTION pgfeed._feed_exists(p_name text) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path FROM CURRENT
+AS $$ SELECT EXISTS (SELECT FROM pgfeed.feed_config WHERE name = p_name) $$;
+COMMENT ON FUNCTION pgfeed._feed_exists(text) IS 'whether a feed of that name exists, granted or not';
 
 CREATE OR REPLACE FUNCTION pgfeed._feed(p_name text) RETURNS pgfeed.feed_config
 LANGUAGE plpgsql STABLE
@@ -35,18 +47,25 @@ AS $$
 DECLARE
     v_feed pgfeed.feed_config;
 BEGIN
+    -- row-level security shows a role only the feeds granted to it
     SELECT * INTO v_feed FROM pgfeed.feed_config WHERE name = p_name;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'unknown feed "%"', p_name
-            USING ERRCODE = 'undefined_object',
-                  HINT = coalesce('existing feeds: ' || (SELECT string_agg(name, ', ' ORDER BY name) FROM pgfeed.feed_config),
-                                  'no feed exists yet')
-                         || format('; create it with SELECT pgfeed.create_feed(%L)', p_name);
+    IF FOUND THEN
+        RETURN v_feed;
     END IF;
-    RETURN v_feed;
+    IF pgfeed._feed_exists(p_name) THEN
+        RAISE EXCEPTION 'permission denied for feed "%"', p_name
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = format('a superuser grants it with SELECT pgfeed.grant_feed(%L, %L)', p_name, current_user);
+    END IF;
+    RAISE EXCEPTION 'unknown feed "%"', p_name
+        USING ERRCODE = 'undefined_object',
+              HINT = coalesce('feeds you may read: ' || (SELECT string_agg(name, ', ' ORDER BY name) FROM pgfeed.feed_config),
+                              'no feed is granted to you')
+                     || format('; a superuser creates it with SELECT pgfeed.create_feed(%L)', p_name);
 END
 $$;
-COMMENT ON FUNCTION pgfeed._feed(text) IS 'the configuration of a feed by name, or a clear error';
+COMMENT ON FUNCTION pgfeed._feed(text) IS
+    'the configuration of a feed by name, if it exists and the role may read it; otherwise a clear error';
 
 -- Per-feed tables are named after the feed's id, so names never need quoting.
 CREATE OR REPLACE FUNCTION pgfeed._item_store(p_feed_id integer) RETURNS text
@@ -122,6 +141,13 @@ $$;
 COMMENT ON FUNCTION pgfeed._key_kind(regtype) IS
     'how pgfeed stores a key column of this type (bigint for any integer, uuid), or NULL if unsupported';
 
+CREATE OR REPLACE FUNCTION pgfeed._time_type(p_type regtype) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path FROM CURRENT
+AS $$ SELECT p_type IN ('timestamp with time zone'::regtype, 'timestamp without time zone'::regtype, 'date'::regtype) $$;
+COMMENT ON FUNCTION pgfeed._time_type(regtype) IS
+    'whether pgfeed reads a column of this type as a time (built-in types only: their casts run no one''s code)';
+
 CREATE OR REPLACE FUNCTION pgfeed._column_type(p_table regclass, p_column name) RETURNS regtype
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
@@ -158,24 +184,115 @@ END
 $$;
 COMMENT ON FUNCTION pgfeed._key_column(regclass, name, text) IS 'the key kind of a key column, or an error saying why it cannot be a key';
 
-CREATE OR REPLACE FUNCTION pgfeed._check_expression(p_table regclass, p_expression text, p_type regtype, p_what text)
-RETURNS void
+-- The search_path of text expressions and conditions: they are the feed
+-- administrator's SQL over the table's columns, and run as the table's owner
+-- (pgfeed._create_content_reader).
+CREATE OR REPLACE FUNCTION pgfeed._expression_search_path(p_table regclass) RETURNS text
+LANGUAGE sql STABLE STRICT
+SET search_path FROM CURRENT
+AS $$
+    SELECT format('pg_catalog, %I, public, pg_temp', n.nspname)
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = p_table
+$$;
+COMMENT ON FUNCTION pgfeed._expression_search_path(regclass) IS
+    'the search_path text expressions and conditions over a table are resolved with';
+
+CREATE OR REPLACE FUNCTION pgfeed._expression_columns(p_table regclass, p_expression text, p_type regtype, p_what text)
+RETURNS smallint[]
 LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
 AS $$
+DECLARE
+    v_view text := 'pgfeed_expression_' || pg_backend_pid();
+    v_columns smallint[];
+    v_path text := current_setting('search_path');
 BEGIN
-    -- A condition must be boolean itself (as in WHERE), not merely castable to it.
-    EXECUTE CASE WHEN p_type = 'boolean'::regtype
-                 THEN format('SELECT FROM %s WHERE (%s) LIMIT 0', p_table, p_expression)
-                 ELSE format('SELECT (%s)::%s FROM %s LIMIT 0', p_expression, p_type, p_table) END;
-EXCEPTION WHEN OTHERS THEN
-    RAISE EXCEPTION '% expression % is not valid on table %: %', p_what, quote_literal(p_expression), p_table, SQLERRM
-        USING ERRCODE = 'invalid_parameter_value',
-              HINT = format('it must be an SQL expression of type %s over the columns of %s', p_type, p_table);
+    IF p_expression IS NULL THEN
+        RETURN NULL;  -- no condition
+    END IF;
+    -- A view is parsed, never run: the expression is checked (and the columns
+    -- it reads found in pg_depend) without evaluating anything. A condition
+    -- must be boolean itself (as in WHERE), not merely castable to it.
+    PERFORM set_config('search_path', pgfeed._expression_search_path(p_table), true);
+    BEGIN
+        EXECUTE CASE WHEN p_type = 'boolean'::regtype
+                     THEN format('CREATE TEMP VIEW %I AS SELECT FROM %s WHERE (%s)', v_view, p_table, p_expression)
+                     ELSE format('CREATE TEMP VIEW %I AS SELECT (%s)::%s FROM %s', v_view, p_expression, p_type, p_table) END;
+    EXCEPTION WHEN OTHERS THEN
+        RAISE EXCEPTION '% expression % is not valid on table %: %', p_what, quote_literal(p_expression), p_table, SQLERRM
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = format('it must be an SQL expression of type %s over the columns of %s', p_type, p_table);
+    END;
+    PERFORM set_config('search_path', v_path, true);
+    SELECT array_agg(DISTINCT d.refobjsubid::smallint) INTO v_columns
+      FROM pg_rewrite w JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = w.oid
+     WHERE w.ev_class = ('pg_temp.' || quote_ident(v_view))::regclass AND d.refobjid = p_table AND d.refobjsubid > 0;
+    EXECUTE format('DROP VIEW pg_temp.%I', v_view);
+    RETURN coalesce(v_columns, '{}');
 END
 $$;
-COMMENT ON FUNCTION pgfeed._check_expression(regclass, text, regtype, text) IS
-    'fails with a clear message unless the expression evaluates to the given type over the table''s rows';
+COMMENT ON FUNCTION pgfeed._expression_columns(regclass, text, regtype, text) IS
+    'checks that an expression is valid SQL of a type over a table''s rows, without running it; returns the columns it reads';
+
+CREATE OR REPLACE FUNCTION pgfeed._watched(p_table regclass, p_columns smallint[]) RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT coalesce(jsonb_agg(jsonb_build_object('attnum', a.attnum, 'name', a.attname, 'type', a.atttypid::regtype::text)
+                              ORDER BY a.attnum), '[]')
+      FROM pg_attribute a WHERE a.attrelid = p_table AND a.attnum = ANY (p_columns) AND NOT a.attisdropped
+$$;
+COMMENT ON FUNCTION pgfeed._watched(regclass, smallint[]) IS
+    'the columns a feed reads as they are now, recorded at attach: [{"attnum", "name", "type"}]';
+
+CREATE OR REPLACE FUNCTION pgfeed._column_number(p_table regclass, p_column name) RETURNS smallint
+LANGUAGE sql STABLE STRICT
+SET search_path FROM CURRENT
+AS $$ SELECT attnum FROM pg_attribute WHERE attrelid = p_table AND attname = p_column AND attnum > 0 AND NOT attisdropped $$;
+COMMENT ON FUNCTION pgfeed._column_number(regclass, name) IS 'the attnum of a column';
+
+CREATE OR REPLACE FUNCTION pgfeed._source_problem(p_source regclass, p_name text, p_watched jsonb, p_feed text)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_kind "char";
+    v_column jsonb;
+    v_now record;
+    v_fix text := format('or detach the feed and attach it again (SELECT pgfeed.detach(%L); SELECT pgfeed.attach_...)',
+                         p_feed);
+BEGIN
+    -- Checked before pgfeed reads a row: what it casts and compares must
+    -- still be the built-in types it was attached with.
+    SELECT relkind INTO v_kind FROM pg_class WHERE oid = p_source;
+    IF NOT FOUND THEN
+        -- (a dropped table has no name to pass to detach, its number does)
+        RETURN format('table %s was dropped: detach it (SELECT pgfeed.detach(%L, %s))', coalesce(p_name, p_source::oid::text),
+                      p_feed, p_source::oid);
+    END IF;
+    IF v_kind NOT IN ('r', 'p') THEN
+        RETURN format('%s is no longer a table: make it one again, %s', p_source, v_fix);
+    END IF;
+    FOR v_column IN SELECT * FROM jsonb_array_elements(p_watched) LOOP
+        SELECT a.attname, a.atttypid::regtype::text AS type, a.attisdropped INTO v_now
+          FROM pg_attribute a WHERE a.attrelid = p_source AND a.attnum = (v_column->>'attnum')::smallint;
+        IF NOT FOUND OR v_now.attisdropped THEN
+            RETURN format('column %I of table %s was dropped: add it back, %s', v_column->>'name', p_source, v_fix);
+        ELSIF v_now.attname <> v_column->>'name' THEN
+            RETURN format('column %I of table %s was renamed to %I: rename it back, %s',
+                          v_column->>'name', p_source, v_now.attname, v_fix);
+        ELSIF v_now.type <> v_column->>'type' THEN
+            RETURN format('column %I of table %s changed type from %s to %s: change it back, %s',
+                          v_column->>'name', p_source, v_column->>'type', v_now.type, v_fix);
+        END IF;
+    END LOOP;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION pgfeed._source_problem(regclass, text, jsonb, text) IS
+    'what keeps pgfeed from reading an attached table as it was attached (dropped, no longer a table, a column '
+    'renamed, dropped or retyped), with the fix; NULL when nothing does';
 
 CREATE OR REPLACE FUNCTION pgfeed._key_text(p_value anyelement, p_kind regtype, p_feed text, p_role text) RETURNS text
 LANGUAGE plpgsql STABLE
@@ -185,6 +302,14 @@ DECLARE
     v_given regtype := pg_typeof(p_value);
     v_text text;
 BEGIN
+    -- The type is checked before the value is touched: a caller's own type
+    -- could bring its own cast to text. Only built-in types are cast.
+    IF v_given NOT IN ('smallint'::regtype, 'integer'::regtype, 'bigint'::regtype, 'uuid'::regtype,
+                       'text'::regtype, 'character varying'::regtype) THEN
+        RAISE EXCEPTION 'feed "%" has % keys of type %; got a value of type %', p_feed, p_role,
+                        coalesce(p_kind, 'bigint'::regtype), v_given
+            USING ERRCODE = 'datatype_mismatch', HINT = 'pass an integer, bigint, uuid or text value';
+    END IF;
     IF p_value IS NULL OR p_kind IS NULL OR pgfeed._key_kind(v_given) = p_kind THEN
         RETURN p_value::text;
     END IF;
@@ -196,21 +321,22 @@ BEGIN
             NULL;  -- reported below
         END;
     END IF;
-    RAISE EXCEPTION 'feed "%" has % keys of type %; got % of type %', p_feed, p_role, p_kind, quote_literal(p_value), v_given
+    RAISE EXCEPTION 'feed "%" has % keys of type %; got % of type %', p_feed, p_role, p_kind, quote_literal(p_value::text),
+                    v_given
         USING ERRCODE = 'datatype_mismatch', HINT = format('pass a %s value', p_kind);
 END
 $$;
 COMMENT ON FUNCTION pgfeed._key_text(anyelement, regtype, text, text) IS
-    'a user or item key as text after checking it fits the feed''s key type';
+    'a user or item key as text after checking, by its type alone, that it fits the feed''s key type';
 
-CREATE OR REPLACE FUNCTION pgfeed._scale(p_vector vector, p_factor float8) RETURNS vector
+CREATE OR REPLACE FUNCTION pgfeed._scale(p_vector @vector@.vector, p_factor float8) RETURNS @vector@.vector
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 SET search_path FROM CURRENT
 AS $$
     SELECT CASE WHEN p_factor = 1 THEN p_vector
-                ELSE array_fill(p_factor::real, ARRAY[vector_dims(p_vector)])::vector * p_vector END
+                ELSE array_fill(p_factor::real, ARRAY[@vector@.vector_dims(p_vector)])::@vector@.vector OPERATOR(@vector@.*) p_vector END
 $$;
-COMMENT ON FUNCTION pgfeed._scale(vector, float8) IS 'a vector multiplied by a scalar (an interaction''s weight)';
+COMMENT ON FUNCTION pgfeed._scale(@vector@.vector, float8) IS 'a vector multiplied by a scalar (an interaction''s weight)';
 
 CREATE OR REPLACE FUNCTION pgfeed._model_label(p_model text, p_dimensions integer) RETURNS text
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE

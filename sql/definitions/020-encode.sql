@@ -1,17 +1,29 @@
 -- Embedding: PL/Python shims over pgfeed.server. The model is loaded once per
 -- backend and cached in GD.
 
-CREATE OR REPLACE FUNCTION pgfeed._encode(p_texts text[], p_model text) RETURNS vector[]
+-- SECURITY INVOKER, and open to every role: a model spec can name a Python
+-- class the server imports, and a loaded model costs a backend 0.3-0.8 GB, so
+-- a role may only use the model of a feed it may read (row-level security on
+-- pgfeed.feed_config decides; superusers and pgfeed's own triggers and
+-- workers see every feed).
+CREATE OR REPLACE FUNCTION pgfeed._encode(p_texts text[], p_model text) RETURNS @vector@.vector[]
 LANGUAGE plpython3u VOLATILE STRICT
 SET search_path FROM CURRENT
 AS $python$
 if "pgfeed" not in GD:
     plpy.execute("SELECT pgfeed._python_init()")
+if "allowed" not in SD:
+    SD["allowed"] = plpy.prepare(
+        "SELECT EXISTS (SELECT FROM pgfeed.feed_config WHERE $1 IN (model, next_model)) AS ok", ["text"])
+if not plpy.execute(SD["allowed"], [p_model])[0]["ok"]:
+    plpy.error(f'model "{p_model}" is not used by any feed granted to you',
+               hint="pass the model of a feed you may read (pgfeed.status() lists them); a superuser grants a "
+                    "feed with SELECT pgfeed.grant_feed(feed, role)", sqlstate="42501")
 threads = plpy.execute("SELECT current_setting('pgfeed.encoder_threads', true) AS n")[0]["n"]
 return GD["pgfeed"].encode(GD, p_texts, p_model, threads)
 $python$;
 COMMENT ON FUNCTION pgfeed._encode(text[], text) IS
-    'embeddings of non-empty texts with a model, in batches; one vector a text, in order';
+    'embeddings of non-empty texts with a model (of a feed the role may read), in batches; one vector a text, in order';
 
 CREATE OR REPLACE FUNCTION pgfeed._model_dimensions(p_model text) RETURNS integer
 LANGUAGE plpython3u VOLATILE STRICT
@@ -26,7 +38,7 @@ COMMENT ON FUNCTION pgfeed._model_dimensions(text) IS
 
 CREATE OR REPLACE FUNCTION pgfeed.encoder_stats()
 RETURNS TABLE (model text, calls bigint, texts bigint, load_seconds float8)
-LANGUAGE plpython3u VOLATILE SECURITY DEFINER
+LANGUAGE plpython3u VOLATILE
 SET search_path FROM CURRENT
 AS $python$
 if "pgfeed" not in GD:
@@ -36,20 +48,10 @@ $python$;
 COMMENT ON FUNCTION pgfeed.encoder_stats() IS
     'models loaded in this backend: encoder calls, texts embedded and load time';
 
-CREATE OR REPLACE FUNCTION pgfeed.embed(text text, model text DEFAULT 'all-MiniLM-L6-v2') RETURNS vector
-LANGUAGE plpgsql STABLE STRICT SECURITY DEFINER
+CREATE OR REPLACE FUNCTION pgfeed.embed(text text, model text DEFAULT 'all-MiniLM-L6-v2') RETURNS @vector@.vector
+LANGUAGE sql VOLATILE STRICT
 SET search_path FROM CURRENT
-AS $$
-BEGIN
-    -- Only models that a superuser configured (a feed's, or the default) may
-    -- be loaded: a model name can be a module:Class path that the server imports.
-    IF embed.model <> 'all-MiniLM-L6-v2' AND NOT EXISTS (SELECT 1 FROM pgfeed.feed_config c WHERE c.model = embed.model) THEN
-        RAISE EXCEPTION 'model "%" is not used by any feed', embed.model
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'pass the model of a feed (see pgfeed.status()) or omit it for all-MiniLM-L6-v2';
-    END IF;
-    RETURN (pgfeed._encode(ARRAY[embed.text], embed.model))[1];
-END
-$$;
+AS $$ SELECT (pgfeed._encode(ARRAY[embed.text], embed.model))[1] $$;
 COMMENT ON FUNCTION pgfeed.embed(text, text) IS
-    'the embedding of one text, exactly as the content triggers store it';
+    'the embedding of one text, exactly as the content triggers store it; the model must be one of a feed granted '
+    'to the role';

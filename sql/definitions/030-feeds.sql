@@ -4,7 +4,27 @@ CREATE OR REPLACE FUNCTION pgfeed._check_feed_config(p_feed pgfeed.feed_config) 
 LANGUAGE plpgsql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
+DECLARE
+    v_setting record;
 BEGIN
+    -- NaN compares greater than every number: it would pass the checks below and empty the feed
+    FOR v_setting IN SELECT * FROM (VALUES ('weight_similarity', p_feed.weight_similarity),
+                                           ('weight_freshness', p_feed.weight_freshness),
+                                           ('weight_popularity', p_feed.weight_popularity),
+                                           ('popularity_saturation', p_feed.popularity_saturation)) AS v(name, value)
+                     WHERE value IN ('NaN', 'Infinity', '-Infinity') LOOP
+        RAISE EXCEPTION '% must be a finite number, got %', v_setting.name, v_setting.value
+            USING ERRCODE = 'invalid_parameter_value';
+    END LOOP;
+    IF p_feed.popularity_saturation <= 1 THEN
+        RAISE EXCEPTION 'popularity_saturation must be greater than 1, got %', p_feed.popularity_saturation
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'it is the like count at which popularity reaches 1 (default 1000)';
+    END IF;
+    IF p_feed.freshness_unit <= interval '0' THEN
+        RAISE EXCEPTION 'freshness_unit must be a positive interval, got %', p_feed.freshness_unit
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     IF least(p_feed.weight_similarity, p_feed.weight_freshness, p_feed.weight_popularity) < 0
        OR p_feed.weight_similarity + p_feed.weight_freshness + p_feed.weight_popularity <= 0 THEN
         RAISE EXCEPTION 'weights must be >= 0 and not all 0, got similarity %, freshness %, popularity %',
@@ -137,6 +157,7 @@ BEGIN
         END LOOP;
         IF v_content.feed_id IS NOT NULL THEN
             PERFORM pgfeed._drop_triggers(v_content.source, pgfeed._content_trigger_prefix(v_feed.feed_id));
+            PERFORM pgfeed._drop_content_reader(v_feed.feed_id);
         END IF;
         EXECUTE format('DROP TABLE IF EXISTS %s, %s, %s, %s', pgfeed._item_store(v_feed.feed_id),
                        pgfeed._item_popularity(v_feed.feed_id), pgfeed._interaction_log(v_feed.feed_id),
@@ -145,6 +166,7 @@ BEGIN
         DELETE FROM pgfeed.interaction_source WHERE feed_id = v_feed.feed_id;
         DELETE FROM pgfeed.content_source WHERE feed_id = v_feed.feed_id;
         DELETE FROM pgfeed.embedding_queue WHERE feed_id = v_feed.feed_id;
+        DELETE FROM pgfeed.feed_problem WHERE feed_id = v_feed.feed_id;  -- nothing left to catch up with
         DELETE FROM pgfeed.reembed_progress WHERE feed_id = v_feed.feed_id;
         UPDATE pgfeed.feed_config SET item_type = NULL, user_type = NULL, next_model = NULL, next_dimensions = NULL,
                                       next_after_key = NULL
@@ -176,3 +198,70 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION pgfeed.drop_feed(text) IS 'drops a feed, its triggers and its data; the user''s tables are left as they were';
+
+CREATE OR REPLACE FUNCTION pgfeed._grant_readers(p_feed_id integer) RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_role text;
+    v_table text;
+    v_keys regprocedure := to_regprocedure(pgfeed._content_keys(p_feed_id) || '()');
+BEGIN
+    -- A feed's readers read its tables with their own rights (pgfeed.feed()
+    -- is SECURITY INVOKER): SELECT on each, and the count of eligible rows.
+    FOR v_role IN SELECT quote_ident(r.rolname) FROM pgfeed.feed_reader g JOIN pg_roles r ON r.oid = g.reader
+                   WHERE g.feed_id = p_feed_id LOOP
+        FOR v_table IN SELECT t FROM unnest(ARRAY[pgfeed._item_store(p_feed_id), pgfeed._item_popularity(p_feed_id),
+                                                  pgfeed._interaction_log(p_feed_id), pgfeed._profile(p_feed_id)]) AS t
+                        WHERE to_regclass(t) IS NOT NULL LOOP
+            EXECUTE format('GRANT SELECT ON %s TO %s', v_table, v_role);
+        END LOOP;
+        IF v_keys IS NOT NULL THEN
+            EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s', v_keys, v_role);
+        END IF;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION pgfeed._grant_readers(integer) IS
+    'grants a feed''s roles what reading it takes: SELECT on its tables (made again by attach and model switches)';
+
+CREATE OR REPLACE FUNCTION pgfeed.grant_feed(feed text, role regrole) RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_feed pgfeed.feed_config := pgfeed._feed(feed);
+BEGIN
+    IF role IS NULL THEN
+        RAISE EXCEPTION 'role must not be NULL' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO pgfeed.feed_reader (feed_id, reader) VALUES (v_feed.feed_id, role) ON CONFLICT DO NOTHING;
+    PERFORM pgfeed._grant_readers(v_feed.feed_id);
+END
+$$;
+COMMENT ON FUNCTION pgfeed.grant_feed(text, regrole) IS
+    'lets a role (and the roles that inherit from it) read a feed: feed(), its row of status(), embed() with its '
+    'model; where the content table has row-level security, the role''s own policies apply';
+
+CREATE OR REPLACE FUNCTION pgfeed.revoke_feed(feed text, role regrole) RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_feed pgfeed.feed_config := pgfeed._feed(feed);
+    v_table text;
+    v_keys regprocedure := to_regprocedure(pgfeed._content_keys(v_feed.feed_id) || '()');
+BEGIN
+    DELETE FROM pgfeed.feed_reader r WHERE r.feed_id = v_feed.feed_id AND r.reader = role;
+    FOR v_table IN SELECT t FROM unnest(ARRAY[pgfeed._item_store(v_feed.feed_id), pgfeed._item_popularity(v_feed.feed_id),
+                                              pgfeed._interaction_log(v_feed.feed_id), pgfeed._profile(v_feed.feed_id)]) AS t
+                    WHERE to_regclass(t) IS NOT NULL LOOP
+        EXECUTE format('REVOKE SELECT ON %s FROM %s', v_table, role);
+    END LOOP;
+    IF v_keys IS NOT NULL THEN
+        EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM %s', v_keys, role);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION pgfeed.revoke_feed(text, regrole) IS 'takes back what grant_feed gave a role';

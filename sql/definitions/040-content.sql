@@ -45,20 +45,174 @@ SET search_path FROM CURRENT
 AS $$ SELECT 'pgfeed_feed' || p_feed_id || '_content' $$;
 COMMENT ON FUNCTION pgfeed._content_trigger_prefix(integer) IS 'name prefix of the triggers on a feed''s content table';
 
-CREATE OR REPLACE FUNCTION pgfeed._content_rows_sql(p_source pgfeed.content_source, p_from text) RETURNS text
+CREATE OR REPLACE FUNCTION pgfeed._content_reader(p_feed_id integer) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path FROM CURRENT
+AS $$ SELECT 'pgfeed._content_rows_' || p_feed_id $$;
+COMMENT ON FUNCTION pgfeed._content_reader(integer) IS
+    'name of a feed''s content reader: its text expression and condition, run as the content table''s owner';
+
+CREATE OR REPLACE FUNCTION pgfeed._content_keys(p_feed_id integer) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path FROM CURRENT
+AS $$ SELECT 'pgfeed._content_keys_' || p_feed_id $$;
+COMMENT ON FUNCTION pgfeed._content_keys(integer) IS
+    'name of the function that lists the keys of a feed''s eligible content rows, run as the table''s owner';
+
+CREATE OR REPLACE FUNCTION pgfeed._create_content_reader(p_source pgfeed.content_source) RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_owner name := (SELECT c.relowner::regrole::text FROM pg_class c WHERE c.oid = p_source.source);
+    v_reader text := pgfeed._content_reader(p_source.feed_id);
+    v_keys text := pgfeed._content_keys(p_source.feed_id);
+BEGIN
+    -- The text expression and condition are SQL over the table's columns: a
+    -- column's type, a function or an operator they use may be the table
+    -- owner's. They run here, in functions owned by the table's owner and
+    -- SECURITY DEFINER, so with that owner's rights and never with pgfeed's
+    -- (as PostgreSQL runs index expressions as the table's owner). The reader
+    -- takes the rows as an array: pgfeed reads the table, the owner's code only
+    -- the values. A row the expressions fail on is kept with the error.
+    EXECUTE format($ddl$
+        CREATE OR REPLACE FUNCTION %1$s(p_rows anyarray, OUT ids text[], OUT texts text[], OUT created timestamptz[],
+                                        OUT eligible boolean[], OUT errors text[])
+        LANGUAGE plpgsql STABLE SECURITY DEFINER
+        SET search_path = %2$s
+        AS $body$
+        #variable_conflict use_column
+        DECLARE
+            v_one record;
+        BEGIN
+            SELECT array_agg(%3$s), array_agg(%4$s), array_agg(%5$s), array_agg(%6$s), array_agg(NULL::text)
+              INTO ids, texts, created, eligible, errors FROM unnest(p_rows) AS r;
+        EXCEPTION WHEN OTHERS THEN
+            ids := '{}'; texts := '{}'; created := '{}'; eligible := '{}'; errors := '{}';
+            FOR i IN 1 .. coalesce(cardinality(p_rows), 0) LOOP
+                BEGIN
+                    SELECT %3$s AS i, %4$s AS t, %5$s AS c, %6$s AS e, NULL::text AS err
+                      INTO STRICT v_one FROM unnest(p_rows[i:i]) AS r;
+                EXCEPTION WHEN OTHERS THEN
+                    SELECT %3$s AS i, NULL::text AS t, NULL::timestamptz AS c, true AS e, SQLERRM AS err
+                      INTO STRICT v_one FROM unnest(p_rows[i:i]) AS r;
+                END;
+                ids := ids || v_one.i; texts := texts || v_one.t; created := created || v_one.c;
+                eligible := eligible || v_one.e; errors := errors || v_one.err;
+            END LOOP;
+        END
+        $body$;
+        REVOKE ALL ON FUNCTION %1$s(anyarray) FROM PUBLIC;
+        ALTER FUNCTION %1$s(anyarray) OWNER TO %7$I;
+        COMMENT ON FUNCTION %1$s(anyarray) IS %8$L;
+        CREATE OR REPLACE FUNCTION %9$s() RETURNS SETOF text
+        LANGUAGE sql STABLE SECURITY DEFINER
+        SET search_path = %2$s
+        AS $body$ SELECT r.%10$I::text FROM %11$s AS r WHERE coalesce((%12$s)::boolean, false) $body$;
+        REVOKE ALL ON FUNCTION %9$s() FROM PUBLIC;
+        ALTER FUNCTION %9$s() OWNER TO %7$I;
+        COMMENT ON FUNCTION %9$s() IS %13$L;
+        $ddl$, v_reader, pgfeed._expression_search_path(p_source.source),
+        format('r.%I::text', p_source.id_column), format('(%s)::text', p_source.text_expression),
+        format('r.%I::timestamptz', p_source.created_at_column),
+        format('coalesce((%s)::boolean, false)', coalesce(p_source.condition, 'true')), v_owner,
+        format('pgfeed: the text, time and eligibility of rows of %s for feed %s, as the table''s owner',
+               p_source.source, p_source.feed_id),
+        v_keys, p_source.id_column, p_source.source, coalesce(p_source.condition, 'true'),
+        format('pgfeed: the keys of the rows of %s in feed %s, as the table''s owner', p_source.source, p_source.feed_id));
+END
+$$;
+COMMENT ON FUNCTION pgfeed._create_content_reader(pgfeed.content_source) IS
+    'creates (or replaces) the functions that evaluate a feed''s text expression and condition as the content '
+    'table''s owner';
+
+CREATE OR REPLACE FUNCTION pgfeed._drop_content_reader(p_feed_id integer) RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    EXECUTE format('DROP FUNCTION IF EXISTS %s(anyarray), %s()', pgfeed._content_reader(p_feed_id),
+                   pgfeed._content_keys(p_feed_id));
+END
+$$;
+COMMENT ON FUNCTION pgfeed._drop_content_reader(integer) IS 'drops what _create_content_reader made';
+
+CREATE OR REPLACE FUNCTION pgfeed._read_content(p_source pgfeed.content_source, p_item_type regtype, p_ids text[],
+                                                p_after text DEFAULT NULL, p_limit integer DEFAULT NULL,
+                                                OUT ids text[], OUT texts text[], OUT created timestamptz[],
+                                                OUT eligible boolean[], OUT errors text[], OUT last_key text)
+LANGUAGE plpgsql VOLATILE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    -- Content rows by key (p_ids), or the page of p_limit rows after a key in
+    -- key order. pgfeed compares and orders only the key, whose built-in type
+    -- pgfeed._source_problem has checked; the rest is the reader's.
+    IF p_ids IS NOT NULL THEN
+        EXECUTE format('SELECT r.* FROM %s(ARRAY(SELECT t FROM %s t WHERE t.%I = ANY ($1::%s[]))) AS r',
+                       pgfeed._content_reader(p_source.feed_id), p_source.source, p_source.id_column, p_item_type)
+           INTO ids, texts, created, eligible, errors USING p_ids;
+    ELSE
+        EXECUTE format('SELECT r.* FROM %1$s(ARRAY(SELECT t FROM %2$s t WHERE $1 IS NULL OR t.%3$I > $1::%4$s '
+                       'ORDER BY t.%3$I LIMIT %5$s)) AS r',
+                       pgfeed._content_reader(p_source.feed_id), p_source.source, p_source.id_column, p_item_type, p_limit)
+           INTO ids, texts, created, eligible, errors USING p_after;
+        last_key := ids[cardinality(ids)];  -- the reader keeps the order of the rows
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION pgfeed._read_content(pgfeed.content_source, regtype, text[], text, integer) IS
+    'content rows by key, or a page of them after a key, through the feed''s reader: keys, texts, times, '
+    'eligibility, the errors of rows the expressions failed on, and the page''s last key';
+
+CREATE OR REPLACE FUNCTION pgfeed._content_problem(p_feed pgfeed.feed_config) RETURNS text
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-    -- Columns of the rows in p_from as parallel arrays: key, text, time,
-    -- whether the row belongs in the feed, and the greatest key (for paging).
-    SELECT format('SELECT array_agg(%1$I::text), array_agg((%2$s)::text), array_agg(%3$I::timestamptz), '
-                  'array_agg(coalesce((%4$s)::boolean, false)), (array_agg(%1$I ORDER BY %1$I DESC))[1]::text FROM %5$s',
-                  p_source.id_column, p_source.text_expression, p_source.created_at_column,
-                  coalesce(p_source.condition, 'true'), p_from)
+    SELECT coalesce(
+        (SELECT pgfeed._source_problem(s.source, s.source_name, s.watched, p_feed.name)
+           FROM pgfeed.content_source s WHERE s.feed_id = p_feed.feed_id),
+        (SELECT pgfeed._source_problem(s.source, s.source_name, s.watched, p_feed.name)
+           FROM pgfeed.interaction_source s
+          WHERE s.feed_id = p_feed.feed_id
+            AND pgfeed._source_problem(s.source, s.source_name, s.watched, p_feed.name) IS NOT NULL
+          ORDER BY s.source_id LIMIT 1))
 $$;
-COMMENT ON FUNCTION pgfeed._content_rows_sql(pgfeed.content_source, text) IS
-    'the query that reads content rows for _sync_items';
+COMMENT ON FUNCTION pgfeed._content_problem(pgfeed.feed_config) IS
+    'what keeps a feed from reading its tables now (pgfeed._source_problem of each), or NULL';
 
+CREATE OR REPLACE FUNCTION pgfeed._require_readable(p_feed pgfeed.feed_config) RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_problem text;
+BEGIN
+    PERFORM pgfeed._content_source(p_feed);
+    v_problem := pgfeed._content_problem(p_feed);
+    IF v_problem IS NOT NULL THEN
+        RAISE EXCEPTION 'feed "%" cannot read its tables: %', p_feed.name, v_problem
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION pgfeed._require_readable(pgfeed.feed_config) IS
+    'fails with the problem (and its fix) when a feed has no content table or cannot read its tables as attached';
+
+CREATE OR REPLACE FUNCTION pgfeed._record_problem(p_feed_id integer, p_problem text) RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    -- Append-only, and once while it lasts: writers that meet the problem at
+    -- the same time never wait on each other or fail to serialize.
+    INSERT INTO pgfeed.feed_problem (feed_id, problem)
+    SELECT p_feed_id, p_problem
+     WHERE NOT EXISTS (SELECT FROM pgfeed.feed_problem p WHERE p.feed_id = p_feed_id AND p.problem = p_problem);
+END
+$$;
+COMMENT ON FUNCTION pgfeed._record_problem(integer, text) IS
+    'records that a feed missed changes of its tables and why: workers catch up once the tables are readable again';
 CREATE OR REPLACE FUNCTION pgfeed._create_similarity_indexes(p_table text) RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
@@ -68,7 +222,7 @@ BEGIN
     -- cost of an insert (0.95 to 0.42 ms a row for 5,000 real vectors), which the sync trigger pays
     -- on top of the model, and the feed keeps its recall (the tiers' searches are iterative).
     FOR v_tier IN 0 .. pgfeed._popularity_tiers() - 1 LOOP
-        EXECUTE format('CREATE INDEX ON %s USING hnsw (embedding vector_cosine_ops) WITH (m = 8) WHERE tier = %s',
+        EXECUTE format('CREATE INDEX ON %s USING hnsw (embedding @vector@.vector_cosine_ops) WITH (m = 8) WHERE tier = %s',
                        p_table, v_tier);
     END LOOP;
 END
@@ -85,7 +239,7 @@ BEGIN
     EXECUTE format($ddl$
         CREATE TABLE %1$s (
             item_id     %2$s PRIMARY KEY,
-            embedding   vector(%3$s),
+            embedding   @vector@.vector(%3$s),
             text_hash   text,
             created_at  timestamptz,
             model       text,
@@ -135,6 +289,53 @@ $$;
 COMMENT ON FUNCTION pgfeed._create_tier_triggers(integer) IS
     'creates (or replaces) the triggers that keep the item store''s like-count tiers in step with the like counts';
 
+CREATE OR REPLACE FUNCTION pgfeed._require_unique_key(p_table regclass, p_column name) RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    -- pgfeed keeps one item a key: a key two rows share would make an insert
+    -- collide in the item store and a delete remove an item that still exists.
+    IF NOT EXISTS (SELECT FROM pg_index i
+                    WHERE i.indrelid = p_table AND i.indisunique AND i.indpred IS NULL AND i.indnkeyatts = 1
+                      AND i.indkey[0] = pgfeed._column_number(p_table, p_column))
+       OR NOT (SELECT attnotnull FROM pg_attribute WHERE attrelid = p_table AND attname = p_column) THEN
+        RAISE EXCEPTION 'column %.% is not a unique key: pgfeed needs one item a key', p_table, quote_ident(p_column)
+            USING ERRCODE = 'invalid_table_definition',
+                  HINT = format('use the primary key, or a column with a unique index of its own and NOT NULL '
+                                '(ALTER TABLE %s ADD UNIQUE (%I), ALTER %2$I SET NOT NULL)', p_table, p_column);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION pgfeed._require_unique_key(regclass, name) IS
+    'fails with a clear message unless the column alone is a NOT NULL unique key of the table';
+
+CREATE OR REPLACE FUNCTION pgfeed._require_table(p_table regclass) RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    -- A view or a foreign table runs its owner's query or wrapper when pgfeed reads it.
+    IF (SELECT relkind FROM pg_class WHERE oid = p_table) NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION '% is not a table', p_table
+            USING ERRCODE = 'wrong_object_type', HINT = 'attach the table the rows are written to';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION pgfeed._require_table(regclass) IS 'fails with a clear message unless the relation is a table';
+
+CREATE OR REPLACE FUNCTION pgfeed._content_columns(p_table regclass, p_id_column name, p_text text,
+                                                   p_created_at_column name, p_condition text) RETURNS smallint[]
+LANGUAGE sql VOLATILE
+SET search_path FROM CURRENT
+AS $$
+    SELECT pgfeed._expression_columns(p_table, p_text, 'text', 'text')
+           || coalesce(pgfeed._expression_columns(p_table, p_condition, 'boolean', 'condition'), '{}')
+           || pgfeed._column_number(p_table, p_id_column) || pgfeed._column_number(p_table, p_created_at_column)
+$$;
+COMMENT ON FUNCTION pgfeed._content_columns(regclass, name, text, name, text) IS
+    'checks a content table''s text expression and condition; returns every column the feed reads';
+
 CREATE OR REPLACE FUNCTION pgfeed.attach_content(
     feed text,
     source regclass,
@@ -151,18 +352,23 @@ DECLARE
     v_feed pgfeed.feed_config := pgfeed._feed(feed);
     v_item_kind regtype;
     v_store text := pgfeed._item_store(v_feed.feed_id);
+    v_columns smallint[];
+    v_source pgfeed.content_source;
 BEGIN
     IF EXISTS (SELECT 1 FROM pgfeed.content_source s WHERE s.feed_id = v_feed.feed_id) THEN
         RAISE EXCEPTION 'feed "%" already has a content table', feed
             USING ERRCODE = 'duplicate_object',
                   HINT = format('detach it first: SELECT pgfeed.detach(%L)', feed);
     END IF;
+    PERFORM pgfeed._require_table(source);
     v_item_kind := pgfeed._key_column(source, id_column, 'an item');
-    PERFORM pgfeed._column_type(source, created_at_column);
-    PERFORM pgfeed._check_expression(source, attach_content.text, 'text', 'text');
-    IF condition IS NOT NULL THEN
-        PERFORM pgfeed._check_expression(source, condition, 'boolean', 'condition');
+    PERFORM pgfeed._require_unique_key(source, id_column);
+    IF NOT pgfeed._time_type(pgfeed._column_type(source, created_at_column)) THEN
+        RAISE EXCEPTION 'column %.% has type %, which pgfeed cannot read as a time', source, quote_ident(created_at_column),
+                        pgfeed._column_type(source, created_at_column)
+            USING ERRCODE = 'datatype_mismatch', HINT = 'use a timestamptz, timestamp or date column';
     END IF;
+    v_columns := pgfeed._content_columns(source, id_column, attach_content.text, created_at_column, condition);
 
     PERFORM pgfeed._create_item_store(v_store, v_item_kind, v_feed.dimensions,
                                       format('pgfeed item store of feed %s (content from %s)', feed, source));
@@ -176,9 +382,14 @@ BEGIN
         $ddl$, pgfeed._item_popularity(v_feed.feed_id), v_item_kind, format('pgfeed like counts of feed %s', feed));
     PERFORM pgfeed._create_tier_triggers(v_feed.feed_id);
 
-    INSERT INTO pgfeed.content_source (feed_id, source, id_column, text_expression, created_at_column, condition)
-    VALUES (v_feed.feed_id, source, id_column, attach_content.text, created_at_column, condition);
+    INSERT INTO pgfeed.content_source (feed_id, source, id_column, text_expression, created_at_column, condition,
+                                       source_name, watched)
+    VALUES (v_feed.feed_id, source, id_column, attach_content.text, created_at_column, condition,
+            source::text, pgfeed._watched(source, v_columns))
+    RETURNING * INTO v_source;
+    PERFORM pgfeed._create_content_reader(v_source);
     UPDATE pgfeed.feed_config SET item_type = v_item_kind WHERE feed_id = v_feed.feed_id;
+    PERFORM pgfeed._grant_readers(v_feed.feed_id);
     PERFORM pgfeed._create_triggers(source, pgfeed._content_trigger_prefix(v_feed.feed_id),
                                     'pgfeed._content_trigger', v_feed.feed_id);
     IF backfill THEN
@@ -188,56 +399,81 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION pgfeed.attach_content(text, regclass, name, text, name, text, boolean) IS
-    'attaches a content table to a feed: text is an SQL expression over a row, condition a boolean one; '
-    'existing rows are embedded unless backfill is false; returns how many were embedded';
+    'attaches a content table to a feed: id_column its unique key, text an SQL expression over a row, condition a '
+    'boolean one (both run as the table''s owner); existing rows are embedded unless backfill is false; returns how '
+    'many were embedded';
 
+-- SECURITY DEFINER, so that a role writing the content table needs no
+-- privilege on pgfeed's tables. It runs nothing the table's owner or the
+-- writer controls: it checks that the key and time columns are still the
+-- built-in types they were attached with, casts only those, and hands the
+-- rows to the feed's reader, which evaluates the text and condition as the
+-- table's owner. A failure of pgfeed's own is recorded, never the writer's
+-- problem: the statement's rows stay, and a worker catches up later.
 CREATE OR REPLACE FUNCTION pgfeed._content_trigger() RETURNS trigger
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path FROM CURRENT
 AS $$
 DECLARE
     v_source pgfeed.content_source;
+    v_feed pgfeed.feed_config;
+    v_problem text;
     v_gone text[];
-    v_ids text[];
-    v_texts text[];
-    v_created timestamptz[];
-    v_eligible boolean[];
-    v_max text;
+    v_rows record;
 BEGIN
     -- A bulk load may skip pgfeed on purpose; pgfeed.reembed() catches up.
     IF current_setting('pgfeed.skip_content_triggers', true) = 'on' THEN
         RETURN NULL;
     END IF;
-    SELECT * INTO STRICT v_source FROM pgfeed.content_source WHERE feed_id = TG_ARGV[0]::integer;
-    IF TG_OP = 'TRUNCATE' THEN
-        PERFORM pgfeed._remove_all_items(v_source.feed_id);
+    -- only for the table the feed is attached to (not a trigger someone else made with this function)
+    SELECT * INTO v_source FROM pgfeed.content_source WHERE feed_id = TG_ARGV[0]::integer AND source = TG_RELID;
+    IF NOT FOUND THEN
         RETURN NULL;
     END IF;
-    IF TG_OP IN ('UPDATE', 'DELETE') THEN
-        -- keys that no longer exist (deleted rows, or updates of the key itself)
-        EXECUTE format('SELECT array_agg(k::text) FROM (SELECT %1$I FROM pgfeed_old %2$s) AS g(k)',
-                       v_source.id_column,
-                       CASE WHEN TG_OP = 'UPDATE' THEN format('EXCEPT SELECT %I FROM pgfeed_new', v_source.id_column) END)
-           INTO v_gone;
-        PERFORM pgfeed._remove_items(v_source.feed_id, v_gone);
-    END IF;
-    IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        -- Transition tables are visible only here, not in the functions this one calls.
-        EXECUTE pgfeed._content_rows_sql(v_source, 'pgfeed_new') INTO v_ids, v_texts, v_created, v_eligible, v_max;
-        PERFORM pgfeed._sync_items(v_source.feed_id, v_ids, v_texts, v_created, v_eligible,
-                                   CASE (SELECT mode FROM pgfeed.feed_config WHERE feed_id = v_source.feed_id)
-                                        WHEN 'async' THEN 'queue' ELSE 'now' END);
-    END IF;
+    SELECT * INTO STRICT v_feed FROM pgfeed.feed_config WHERE feed_id = v_source.feed_id;
+    BEGIN
+        v_problem := pgfeed._source_problem(v_source.source, v_source.source_name, v_source.watched, v_feed.name);
+        IF v_problem IS NOT NULL THEN
+            RAISE EXCEPTION USING MESSAGE = v_problem, ERRCODE = 'object_not_in_prerequisite_state';
+        END IF;
+        IF TG_OP = 'TRUNCATE' THEN
+            PERFORM pgfeed._remove_all_items(v_source.feed_id);
+            RETURN NULL;
+        END IF;
+        IF TG_OP IN ('UPDATE', 'DELETE') THEN
+            -- keys that no longer exist (deleted rows, or updates of the key itself)
+            EXECUTE format('SELECT array_agg(k::text) FROM (SELECT %1$I FROM pgfeed_old %2$s) AS g(k)',
+                           v_source.id_column,
+                           CASE WHEN TG_OP = 'UPDATE' THEN format('EXCEPT SELECT %I FROM pgfeed_new', v_source.id_column) END)
+               INTO v_gone;
+            PERFORM pgfeed._remove_items(v_source.feed_id, v_gone);
+        END IF;
+        IF TG_OP IN ('INSERT', 'UPDATE') THEN
+            -- (transition tables are visible only here, not in the functions this one calls)
+            EXECUTE format('SELECT * FROM %s(ARRAY(SELECT t::%s FROM pgfeed_new t))', pgfeed._content_reader(v_source.feed_id),
+                           v_source.source)
+               INTO v_rows;
+            PERFORM pgfeed._sync_items(v_source.feed_id, v_rows.ids, v_rows.texts, v_rows.created, v_rows.eligible,
+                                       CASE v_feed.mode WHEN 'async' THEN 'queue' ELSE 'now' END, v_rows.errors);
+        END IF;
+    EXCEPTION WHEN OTHERS THEN
+        IF SQLSTATE IN ('40001', '40P01') THEN
+            RAISE;  -- the transaction's serialization failure or deadlock, not pgfeed's to hide
+        END IF;
+        PERFORM pgfeed._record_problem(v_source.feed_id, SQLERRM);
+        RAISE WARNING 'pgfeed: feed "%" did not follow this % on %: %', v_feed.name, TG_OP, TG_TABLE_NAME, SQLERRM
+            USING HINT = 'the rows are written; pgfeed.status() shows the problem, and a worker catches up once it is fixed';
+    END;
     RETURN NULL;
 END
 $$;
 COMMENT ON FUNCTION pgfeed._content_trigger() IS
     'statement-level trigger on a content table: one batched embedding call a statement (sync feeds), '
-    'or one queue insert (async feeds)';
+    'or one queue insert (async feeds); never fails the writer''s statement for pgfeed''s sake';
 
 CREATE OR REPLACE FUNCTION pgfeed._sync_items(
     p_feed_id integer, p_ids text[], p_texts text[], p_created timestamptz[], p_eligible boolean[],
-    p_embed text DEFAULT 'now')
+    p_embed text DEFAULT 'now', p_errors text[] DEFAULT NULL)
 RETURNS integer
 LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
@@ -250,50 +486,60 @@ DECLARE
     v_ids text[];
     v_texts text[];
     v_created timestamptz[];
+    v_errors text[];
     v_encodable integer[];
-    v_vectors vector[];
+    v_vectors @vector@.vector[];
     v_error text;
-    v_still_current text := '';
+    v_current record;
+    v_keep boolean[];  -- the rows to store (NULL: all)
 BEGIN
     IF p_ids IS NULL THEN
         RETURN 0;
     END IF;
     SELECT * INTO STRICT v_feed FROM pgfeed.feed_config WHERE feed_id = p_feed_id;
 
-    -- rows whose condition is not true leave the feed
-    v_removed := ARRAY(SELECT id FROM unnest(p_ids, p_eligible) AS u(id, ok) WHERE NOT ok);
+    -- rows whose condition is not true leave the feed; rows the expressions
+    -- failed on stay, as failed items
+    p_errors := coalesce(p_errors, array_fill(NULL::text, ARRAY[cardinality(p_ids)]));
+    v_removed := ARRAY(SELECT id FROM unnest(p_ids, p_eligible, p_errors) AS u(id, ok, err) WHERE NOT ok AND err IS NULL);
     PERFORM pgfeed._remove_items(p_feed_id, v_removed);
 
     -- Eligible rows with new or changed text need the model. The others at
     -- most moved in time; the text hash is what makes re-writes free.
     EXECUTE format($q$
         WITH u AS (
-            SELECT id::%2$s AS item_id, body, created
-              FROM unnest($1, $2, $3, $4) AS u(id, body, created, ok) WHERE ok
+            SELECT id::%2$s AS item_id, body, created, err
+              FROM unnest($1, $2, $3, $4, $5) AS u(id, body, created, ok, err) WHERE ok OR err IS NOT NULL
         ), moved AS (
             UPDATE %1$s s SET created_at = u.created
-              FROM u WHERE s.item_id = u.item_id AND s.text_hash = md5(u.body)
+              FROM u WHERE s.item_id = u.item_id AND s.text_hash = md5(u.body) AND u.err IS NULL
                        AND s.created_at IS DISTINCT FROM u.created
         )
-        SELECT array_agg(u.item_id::text), array_agg(u.body), array_agg(u.created)
+        SELECT array_agg(u.item_id::text), array_agg(u.body), array_agg(u.created), array_agg(u.err)
           FROM u LEFT JOIN %1$s s ON s.item_id = u.item_id
-         WHERE s.item_id IS NULL OR s.text_hash IS DISTINCT FROM md5(u.body)
+         WHERE s.item_id IS NULL OR s.text_hash IS DISTINCT FROM md5(u.body) OR u.err IS NOT NULL
         $q$, v_store, v_feed.item_type)
-       INTO v_ids, v_texts, v_created
-       USING p_ids, p_texts, p_created, p_eligible;
+       INTO v_ids, v_texts, v_created, v_errors
+       USING p_ids, p_texts, p_created, p_eligible, p_errors;
     IF v_ids IS NULL THEN
         RETURN 0;
     END IF;
     IF p_embed = 'queue' THEN
-        PERFORM pgfeed._enqueue(p_feed_id, v_ids);
-        RETURN 0;
+        -- only rows the expressions failed on are stored now, as failed items
+        PERFORM pgfeed._enqueue(p_feed_id, ARRAY(SELECT v_ids[i] FROM generate_subscripts(v_ids, 1) AS i
+                                                  WHERE v_errors[i] IS NULL));
+        v_keep := ARRAY(SELECT v_errors[i] IS NOT NULL FROM generate_subscripts(v_ids, 1) AS i ORDER BY i);
+        IF NOT true = ANY (v_keep) THEN
+            RETURN 0;
+        END IF;
     END IF;
 
     -- One model call for the statement (the encoder batches inside). NULL or
     -- blank texts cannot be embedded: they are kept as failed items. When the
     -- encoder fails, the whole batch is kept as failed and queued for a worker
     -- so that the user's write commits; a worker ('raise') lets it propagate.
-    v_encodable := ARRAY(SELECT i FROM generate_subscripts(v_texts, 1) AS i WHERE v_texts[i] ~ '[^[:space:]]');
+    v_encodable := ARRAY(SELECT i FROM generate_subscripts(v_texts, 1) AS i
+                          WHERE v_texts[i] ~ '[^[:space:]]' AND v_errors[i] IS NULL AND coalesce(v_keep[i], true));
     IF cardinality(v_encodable) > 0 THEN
         BEGIN
             v_vectors := pgfeed._encode(ARRAY(SELECT v_texts[i] FROM unnest(v_encodable) AS i), v_feed.model);
@@ -313,10 +559,13 @@ BEGIN
         -- A worker read these rows a while ago: store only what is still their
         -- current text, so that a concurrent delete or edit wins.
         SELECT * INTO STRICT v_source FROM pgfeed.content_source WHERE feed_id = p_feed_id;
-        v_still_current := format('WHERE EXISTS (SELECT FROM %s r WHERE r.%I = u.id::%s AND (%s) '
-                                  'AND ((%s)::text) IS NOT DISTINCT FROM u.body)',
-                                  v_source.source, v_source.id_column, v_feed.item_type,
-                                  coalesce(v_source.condition, 'true'), v_source.text_expression);
+        v_current := pgfeed._read_content(v_source, v_feed.item_type, v_ids);
+        v_keep := ARRAY(
+            SELECT v_errors[i] IS NOT NULL
+                   OR EXISTS (SELECT FROM unnest(v_current.ids, v_current.texts, v_current.eligible, v_current.errors)
+                                          AS c(id, body, ok, err)
+                               WHERE c.id = v_ids[i] AND c.body IS NOT DISTINCT FROM v_texts[i] AND c.ok AND c.err IS NULL)
+              FROM generate_subscripts(v_ids, 1) AS i ORDER BY i);
     END IF;
     EXECUTE format($q$
         WITH stored AS (
@@ -325,6 +574,7 @@ BEGIN
                CASE WHEN e.embedding IS NOT NULL OR u.body !~ '[^[:space:]]' THEN md5(u.body) END,
                u.created, $6,
                CASE WHEN e.embedding IS NOT NULL THEN NULL
+                    WHEN $9[u.ord] IS NOT NULL THEN 'text expression or condition failed: ' || $9[u.ord]
                     WHEN u.body IS NULL THEN 'text expression is NULL'
                     WHEN u.body !~ '[^[:space:]]' THEN 'text expression is empty'
                     ELSE $5 END,
@@ -332,7 +582,7 @@ BEGIN
                coalesce(pgfeed._popularity_tier((SELECT p.popularity FROM %3$s p WHERE p.item_id = u.id::%2$s)), 0)
           FROM unnest($1, $2, $3) WITH ORDINALITY AS u(id, body, created, ord)
           LEFT JOIN unnest($4, $7) AS e(ord, embedding) ON e.ord = u.ord
-          %4$s
+         WHERE coalesce($8[u.ord], true)
         ON CONFLICT (item_id) DO UPDATE
            SET embedding = EXCLUDED.embedding, text_hash = EXCLUDED.text_hash, created_at = EXCLUDED.created_at,
                model = EXCLUDED.model, error = EXCLUDED.error, embedded_at = EXCLUDED.embedded_at
@@ -340,9 +590,9 @@ BEGIN
         )
         -- every stored item has a like count, so the popularity stream reaches all of them
         INSERT INTO %3$s (item_id) SELECT item_id FROM stored ON CONFLICT (item_id) DO NOTHING
-        $q$, v_store, v_feed.item_type, pgfeed._item_popularity(p_feed_id), v_still_current)
+        $q$, v_store, v_feed.item_type, pgfeed._item_popularity(p_feed_id))
        USING v_ids, v_texts, v_created, v_encodable, v_error, pgfeed._model_label(v_feed.model, v_feed.dimensions),
-             v_vectors;
+             v_vectors, v_keep, v_errors;
 
     -- Earlier queued work on them is done; but a worker read its rows a while
     -- ago, and what was queued since (an edit it did not see) must stay: it
@@ -354,7 +604,7 @@ BEGIN
     RETURN coalesce(cardinality(v_vectors), 0);
 END
 $$;
-COMMENT ON FUNCTION pgfeed._sync_items(integer, text[], text[], timestamptz[], boolean[], text) IS
+COMMENT ON FUNCTION pgfeed._sync_items(integer, text[], text[], timestamptz[], boolean[], text, text[]) IS
     'brings content rows into a feed''s item store: embeds new or changed text (p_embed now or raise) or queues it '
     '(queue), keeps failures, drops ineligible rows; returns how many were embedded';
 
@@ -412,16 +662,14 @@ LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_source pgfeed.content_source := pgfeed._content_source(p_feed);
-    v_ids text[]; v_texts text[]; v_created timestamptz[]; v_eligible boolean[];
+    v_page record;
 BEGIN
     -- keyset paging through the content table: resumable from any key
-    EXECUTE pgfeed._content_rows_sql(v_source, format(
-                '(SELECT * FROM %1$s WHERE $1 IS NULL OR %2$I > $1::%3$s ORDER BY %2$I LIMIT %4$s) AS r',
-                v_source.source, v_source.id_column, p_feed.item_type, p_size))
-       INTO v_ids, v_texts, v_created, v_eligible, last_key USING p_after;
-    rows := coalesce(cardinality(v_ids), 0);
-    embedded := pgfeed._sync_items(p_feed.feed_id, v_ids, v_texts, v_created, v_eligible);
+    v_page := pgfeed._read_content(pgfeed._content_source(p_feed), p_feed.item_type, NULL, p_after, p_size);
+    rows := coalesce(cardinality(v_page.ids), 0);
+    last_key := v_page.last_key;
+    embedded := pgfeed._sync_items(p_feed.feed_id, v_page.ids, v_page.texts, v_page.created, v_page.eligible, 'now',
+                                   v_page.errors);
 END
 $$;
 COMMENT ON FUNCTION pgfeed._reembed_page(pgfeed.feed_config, text, integer) IS
@@ -454,7 +702,7 @@ DECLARE
     v_after text;
     v_embedded bigint := 0;
 BEGIN
-    PERFORM pgfeed._content_source(v_feed);
+    PERFORM pgfeed._require_readable(v_feed);
     IF force THEN
         EXECUTE format('UPDATE %s SET text_hash = NULL', pgfeed._item_store(v_feed.feed_id));
     END IF;
@@ -482,7 +730,7 @@ DECLARE
     v_feed pgfeed.feed_config := pgfeed._feed(feed);
     v_page record;
 BEGIN
-    PERFORM pgfeed._content_source(v_feed);
+    PERFORM pgfeed._require_readable(v_feed);
     IF size IS NULL OR size < 1 THEN
         RAISE EXCEPTION 'size must be at least 1, got %', coalesce(size::text, 'NULL') USING ERRCODE = 'invalid_parameter_value';
     END IF;
@@ -512,3 +760,13 @@ COMMENT ON FUNCTION pgfeed.reembed_batch(text, integer, boolean, boolean) IS
 
 -- Feeds attached before the like-count tiers existed (migration 004) get their triggers here.
 SELECT pgfeed._create_tier_triggers(feed_id) FROM pgfeed.content_source;
+
+-- Feeds attached before 0.3.0: record the columns they read, and (every
+-- install) make their readers with this version's definition.
+UPDATE pgfeed.content_source s
+   SET source_name = s.source::text,
+       watched = pgfeed._watched(s.source, pgfeed._content_columns(s.source, s.id_column, s.text_expression,
+                                                                   s.created_at_column, s.condition))
+ WHERE s.source_name IS NULL AND EXISTS (SELECT FROM pg_class c WHERE c.oid = s.source);
+SELECT pgfeed._create_content_reader(s) FROM pgfeed.content_source s
+ WHERE EXISTS (SELECT FROM pg_class c WHERE c.oid = s.source);

@@ -52,7 +52,9 @@ DECLARE
     v_source pgfeed.content_source;
     v_seqs bigint[];
     v_items text[];
-    v_ids text[]; v_texts text[]; v_created timestamptz[]; v_eligible boolean[]; v_max text;
+    v_ids text[]; v_texts text[]; v_created timestamptz[]; v_eligible boolean[]; v_errors text[];
+    v_rows record;
+    v_problem text;
     v_done text[];
     v_item text;
 BEGIN
@@ -62,6 +64,25 @@ BEGIN
     IF work.feed IS NOT NULL THEN
         PERFORM pgfeed._feed(work.feed);  -- a clear error for an unknown feed
     END IF;
+    -- A feed that missed changes of its tables (pgfeed.feed_problem) catches
+    -- up once they are readable again: one worker at a time, one call.
+    FOR v_feed IN
+        SELECT c.* FROM pgfeed.feed_config c
+         WHERE EXISTS (SELECT FROM pgfeed.feed_problem p WHERE p.feed_id = c.feed_id)
+           AND (work.feed IS NULL OR c.name = work.feed)
+         ORDER BY c.feed_id FOR UPDATE SKIP LOCKED
+    LOOP
+        CONTINUE WHEN pgfeed._content_problem(v_feed) IS NOT NULL;
+        BEGIN
+            claimed := pgfeed._catch_up(v_feed);
+        EXCEPTION WHEN OTHERS THEN
+            PERFORM pgfeed._record_problem(v_feed.feed_id, 'catching up failed: ' || SQLERRM);
+            CONTINUE;
+        END;
+        feed_name := v_feed.name; embedded := 0; failed := 0;
+        RETURN NEXT;
+        RETURN;
+    END LOOP;
     -- the feed with the oldest ready work first
     FOR v_feed IN
         SELECT c.* FROM pgfeed.feed_config c
@@ -80,17 +101,28 @@ BEGIN
         )
         SELECT array_agg(seq), array_agg(DISTINCT item_id) INTO v_seqs, v_items FROM claim;
         CONTINUE WHEN v_seqs IS NULL;
+        -- a feed that cannot read its tables waits (status() says why); the others go on
+        v_problem := pgfeed._content_problem(v_feed);
+        IF v_problem IS NOT NULL THEN
+            PERFORM pgfeed._record_problem(v_feed.feed_id, v_problem);
+            CONTINUE;
+        END IF;
         -- An item queued twice is embedded by one worker at a time.
         v_items := ARRAY(SELECT i FROM unnest(v_items) AS i
                           WHERE pg_try_advisory_xact_lock(pgfeed._item_lock(v_feed.feed_id, i)));
         v_seqs := ARRAY(SELECT seq FROM pgfeed.embedding_queue WHERE seq = ANY (v_seqs) AND item_id = ANY (v_items));
         SELECT * INTO STRICT v_source FROM pgfeed.content_source WHERE feed_id = v_feed.feed_id;
-        EXECUTE pgfeed._content_rows_sql(v_source, format('(SELECT * FROM %s WHERE %I = ANY ($1::%s[])) AS r',
-                                                          v_source.source, v_source.id_column, v_feed.item_type))
-           INTO v_ids, v_texts, v_created, v_eligible, v_max USING v_items;
+        BEGIN
+            v_rows := pgfeed._read_content(v_source, v_feed.item_type, v_items);
+        EXCEPTION WHEN OTHERS THEN
+            PERFORM pgfeed._record_problem(v_feed.feed_id, 'reading content rows failed: ' || SQLERRM);
+            CONTINUE;
+        END;
+        v_ids := v_rows.ids; v_texts := v_rows.texts; v_created := v_rows.created; v_eligible := v_rows.eligible;
+        v_errors := v_rows.errors;
         feed_name := v_feed.name; claimed := cardinality(v_items); embedded := 0; failed := 0;
         BEGIN
-            embedded := pgfeed._sync_items(v_feed.feed_id, v_ids, v_texts, v_created, v_eligible, 'raise');
+            embedded := pgfeed._sync_items(v_feed.feed_id, v_ids, v_texts, v_created, v_eligible, 'raise', v_errors);
             v_done := v_items;  -- rows deleted since they were queued count as done too
         EXCEPTION WHEN OTHERS THEN
             -- Isolate what fails: each item alone, so one poison row does not hold back its batch.
@@ -101,7 +133,8 @@ BEGIN
                         v_feed.feed_id, ARRAY[v_item],
                         ARRAY(SELECT t FROM unnest(v_ids, v_texts) AS u(i, t) WHERE i = v_item),
                         ARRAY(SELECT c FROM unnest(v_ids, v_created) AS u(i, c) WHERE i = v_item),
-                        ARRAY(SELECT e FROM unnest(v_ids, v_eligible) AS u(i, e) WHERE i = v_item), 'raise');
+                        ARRAY(SELECT e FROM unnest(v_ids, v_eligible) AS u(i, e) WHERE i = v_item), 'raise',
+                        ARRAY(SELECT e FROM unnest(v_ids, v_errors) AS u(i, e) WHERE i = v_item));
                     v_done := v_done || v_item;
                 EXCEPTION WHEN OTHERS THEN
                     failed := failed + 1;
@@ -192,3 +225,39 @@ AS $$
      WHERE q.failed_at IS NULL AND (queued.feed IS NULL OR c.name = queued.feed)
 $$;
 COMMENT ON FUNCTION pgfeed.queued(text) IS 'queued work not yet failed (of one feed, or of all): what workers have left to do';
+
+CREATE OR REPLACE FUNCTION pgfeed._catch_up(p_feed pgfeed.feed_config) RETURNS integer
+LANGUAGE plpgsql VOLATILE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_source pgfeed.content_source := pgfeed._content_source(p_feed);
+    v_interactions pgfeed.interaction_source;
+    v_page record;
+    v_after text;
+    v_rows integer := 0;
+    v_seen bigint := (SELECT max(seq) FROM pgfeed.feed_problem WHERE feed_id = p_feed.feed_id);
+BEGIN
+    -- What the triggers missed while the tables could not be read: the item
+    -- store follows the content table again (changed texts are queued, for
+    -- the workers), and the interaction log is loaded anew from each table.
+    PERFORM pgfeed._create_content_reader(v_source);  -- the owner may have dropped it, or changed
+    PERFORM pgfeed._remove_gone_items(p_feed);
+    LOOP
+        v_page := pgfeed._read_content(v_source, p_feed.item_type, NULL, v_after, 512);
+        EXIT WHEN v_page.ids IS NULL;
+        PERFORM pgfeed._sync_items(p_feed.feed_id, v_page.ids, v_page.texts, v_page.created, v_page.eligible, 'queue',
+                                   v_page.errors);
+        v_rows := v_rows + cardinality(v_page.ids);
+        v_after := v_page.last_key;
+    END LOOP;
+    FOR v_interactions IN SELECT * FROM pgfeed.interaction_source WHERE feed_id = p_feed.feed_id LOOP
+        PERFORM pgfeed._forget_source(v_interactions.source_id);
+        PERFORM pgfeed._load_interactions(v_interactions);
+    END LOOP;
+    DELETE FROM pgfeed.feed_problem WHERE feed_id = p_feed.feed_id AND seq <= v_seen;
+    RETURN v_rows;
+END
+$$;
+COMMENT ON FUNCTION pgfeed._catch_up(pgfeed.feed_config) IS
+    'brings a feed that missed changes of its tables up to date with them; returns how many content rows it read';

@@ -32,7 +32,7 @@ BEGIN
         -- no item holds a vector: nothing to rebuild
         UPDATE pgfeed.feed_config SET model = p_model, dimensions = v_dimensions WHERE feed_id = p_feed.feed_id;
         IF p_feed.user_type IS NOT NULL THEN
-            EXECUTE format('TRUNCATE %1$s; ALTER TABLE %1$s ALTER COLUMN embedding TYPE vector(%2$s)',
+            EXECUTE format('TRUNCATE %1$s; ALTER TABLE %1$s ALTER COLUMN embedding TYPE @vector@.vector(%2$s)',
                            pgfeed._profile(p_feed.feed_id), v_dimensions);
         END IF;
         RETURN;
@@ -46,40 +46,55 @@ $$;
 COMMENT ON FUNCTION pgfeed._start_switch(pgfeed.feed_config, text) IS
     'starts (or with the current model, cancels) a feed''s switch to another model';
 
-CREATE OR REPLACE FUNCTION pgfeed._switch_pending_sql(p_feed pgfeed.feed_config, p_source pgfeed.content_source,
-                                                      p_limit integer) RETURNS text
-LANGUAGE sql STABLE
+CREATE OR REPLACE FUNCTION pgfeed._switch_pending(p_feed pgfeed.feed_config, p_after text, p_size integer,
+                                                  OUT ids text[], OUT texts text[], OUT created timestamptz[],
+                                                  OUT last_key text)
+LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
 AS $$
-    -- Content rows of embedded items whose current text has no vector of the
-    -- next model yet, after the key $1 (NULL: from the start), in key order.
-    -- The text and condition are evaluated on the content row alone, as the
-    -- triggers do, so that their column names never meet pgfeed's.
-    SELECT format($q$
-        (SELECT * FROM %1$s r
-          WHERE (%2$s) AND ($1 IS NULL OR r.%3$I > $1::%4$s)
-            AND EXISTS (SELECT FROM %5$s s WHERE s.item_id = r.%3$I AND s.embedding IS NOT NULL)
-            AND md5((%6$s)::text) IS DISTINCT FROM (SELECT n.text_hash FROM %7$s n WHERE n.item_id = r.%3$I)
-          ORDER BY r.%3$I LIMIT %8$s) AS r$q$,
-        p_source.source, coalesce(p_source.condition, 'true'), p_source.id_column, p_feed.item_type,
-        pgfeed._item_store(p_feed.feed_id), p_source.text_expression, pgfeed._next_item_store(p_feed.feed_id), p_limit)
+DECLARE
+    v_source pgfeed.content_source := pgfeed._content_source(p_feed);
+    v_page record;
+BEGIN
+    -- Content rows after the key p_after (NULL: from the start), in key order,
+    -- of embedded items whose current text has no vector of the next model
+    -- yet: those of the first page of p_size rows that has any, and the page's
+    -- last key. None (NULL ids) when the pass reached the end of the table.
+    last_key := p_after;
+    LOOP
+        v_page := pgfeed._read_content(v_source, p_feed.item_type, NULL, last_key, p_size);
+        EXIT WHEN v_page.ids IS NULL;
+        last_key := v_page.last_key;
+        EXECUTE format($q$
+            SELECT array_agg(u.id), array_agg(u.body), array_agg(u.created)
+              FROM unnest($1, $2, $3, $4, $5) AS u(id, body, created, ok, err)
+             WHERE u.ok AND u.err IS NULL
+               AND EXISTS (SELECT FROM %1$s s WHERE s.item_id = u.id::%3$s AND s.embedding IS NOT NULL)
+               AND md5(u.body) IS DISTINCT FROM (SELECT n.text_hash FROM %2$s n WHERE n.item_id = u.id::%3$s)
+            $q$, pgfeed._item_store(p_feed.feed_id), pgfeed._next_item_store(p_feed.feed_id), p_feed.item_type)
+           INTO ids, texts, created
+           USING v_page.ids, v_page.texts, v_page.created, v_page.eligible, v_page.errors;
+        EXIT WHEN ids IS NOT NULL;
+    END LOOP;
+END
 $$;
-COMMENT ON FUNCTION pgfeed._switch_pending_sql(pgfeed.feed_config, pgfeed.content_source, integer) IS
-    'the content rows a model switch has still to embed, as a FROM item for _content_rows_sql';
+COMMENT ON FUNCTION pgfeed._switch_pending(pgfeed.feed_config, text, integer) IS
+    'the next content rows a model switch has still to embed, read through the feed''s reader, and where they end';
 
 CREATE OR REPLACE FUNCTION pgfeed._switch_step(p_feed pgfeed.feed_config, p_size integer) RETURNS integer
 LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_source pgfeed.content_source := pgfeed._content_source(p_feed);
     v_after text := p_feed.next_after_key;
-    v_ids text[]; v_texts text[]; v_created timestamptz[]; v_eligible boolean[]; v_last text;
+    v_pending record;
+    v_ids text[]; v_texts text[]; v_created timestamptz[]; v_last text;
     v_encodable integer[];
 BEGIN
+    PERFORM pgfeed._require_readable(p_feed);
     LOOP
-        EXECUTE pgfeed._content_rows_sql(v_source, pgfeed._switch_pending_sql(p_feed, v_source, p_size))
-           INTO v_ids, v_texts, v_created, v_eligible, v_last USING v_after;
+        v_pending := pgfeed._switch_pending(p_feed, v_after, p_size);
+        v_ids := v_pending.ids; v_texts := v_pending.texts; v_created := v_pending.created; v_last := v_pending.last_key;
         -- at the end of a pass, once more from the start: texts may have changed behind it
         EXIT WHEN v_ids IS NOT NULL OR v_after IS NULL;
         v_after := NULL;
@@ -117,18 +132,14 @@ LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_source pgfeed.content_source := pgfeed._content_source(p_feed);
     v_store text := pgfeed._item_store(p_feed.feed_id);
     v_next text := pgfeed._next_item_store(p_feed.feed_id);
-    v_ids text[]; v_texts text[]; v_created timestamptz[]; v_eligible boolean[]; v_last text;
     v_users text[];
 BEGIN
     -- Writers of the item store (content triggers, workers) wait from here to
     -- the commit; feed() readers go on until the store is dropped below.
     EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', v_store);
-    EXECUTE pgfeed._content_rows_sql(v_source, pgfeed._switch_pending_sql(p_feed, v_source, 1))
-       INTO v_ids, v_texts, v_created, v_eligible, v_last USING NULL::text;
-    IF v_ids IS NOT NULL THEN
+    IF (pgfeed._switch_pending(p_feed, NULL, 512)).ids IS NOT NULL THEN
         RETURN;  -- changed since the last pass: the next step takes it
     END IF;
     -- The item store is the truth on what is in the feed; items without a
@@ -141,13 +152,14 @@ BEGIN
         DROP TABLE %1$s;
         ALTER TABLE %2$s RENAME TO %3$I;
         $q$, v_store, v_next, split_part(v_store, '.', 2));
+    PERFORM pgfeed._grant_readers(p_feed.feed_id);  -- the new store is a new table
     UPDATE pgfeed.feed_config
        SET model = next_model, dimensions = next_dimensions, next_model = NULL, next_dimensions = NULL, next_after_key = NULL
      WHERE feed_id = p_feed.feed_id;
     IF p_feed.user_type IS NOT NULL THEN
         EXECUTE format('SELECT array_agg(DISTINCT user_id::text) FROM %s', pgfeed._interaction_log(p_feed.feed_id))
            INTO v_users;
-        EXECUTE format('TRUNCATE %1$s; ALTER TABLE %1$s ALTER COLUMN embedding TYPE vector(%2$s)',
+        EXECUTE format('TRUNCATE %1$s; ALTER TABLE %1$s ALTER COLUMN embedding TYPE @vector@.vector(%2$s)',
                        pgfeed._profile(p_feed.feed_id), p_feed.next_dimensions);
         PERFORM pgfeed._refresh_profiles(p_feed.feed_id, v_users);
     END IF;

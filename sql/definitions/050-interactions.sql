@@ -48,9 +48,6 @@ DECLARE
     v_user_kind regtype;
     v_item_kind regtype;
     v_source pgfeed.interaction_source;
-    v_users text[];
-    v_items text[];
-    v_created timestamptz[];
 BEGIN
     IF v_feed.item_type IS NULL THEN
         RAISE EXCEPTION 'feed "%" has no content table yet', feed
@@ -59,18 +56,21 @@ BEGIN
     IF EXISTS (SELECT 1 FROM pgfeed.interaction_source s WHERE s.feed_id = v_feed.feed_id AND s.source = attach_interactions.source) THEN
         RAISE EXCEPTION 'table % is already attached to feed "%"', source, feed USING ERRCODE = 'duplicate_object';
     END IF;
-    IF weight IS NULL OR weight = 0 OR weight = 'NaN' THEN
-        RAISE EXCEPTION 'weight must be a non-zero number, got %', coalesce(weight::text, 'NULL')
+    IF weight IS NULL OR weight = 0 OR weight IN ('NaN', 'Infinity', '-Infinity') THEN
+        RAISE EXCEPTION 'weight must be a finite non-zero number, got %', coalesce(weight::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value', HINT = 'use 1.0 for likes and a negative weight for dislikes';
     END IF;
+    PERFORM pgfeed._require_table(source);
     v_user_kind := pgfeed._key_column(source, user_column, 'a user');
     v_item_kind := pgfeed._key_column(source, item_column, 'an item');
     IF v_item_kind <> v_feed.item_type THEN
         RAISE EXCEPTION 'column %.% holds % keys but the items of feed "%" have % keys', source, quote_ident(item_column),
                         v_item_kind, feed, v_feed.item_type USING ERRCODE = 'datatype_mismatch';
     END IF;
-    IF created_at_column IS NOT NULL THEN
-        PERFORM pgfeed._column_type(source, created_at_column);
+    IF created_at_column IS NOT NULL AND NOT pgfeed._time_type(pgfeed._column_type(source, created_at_column)) THEN
+        RAISE EXCEPTION 'column %.% has type %, which pgfeed cannot read as a time', source, quote_ident(created_at_column),
+                        pgfeed._column_type(source, created_at_column)
+            USING ERRCODE = 'datatype_mismatch', HINT = 'use a timestamptz, timestamp or date column, or none';
     END IF;
 
     IF v_feed.user_type IS NULL THEN
@@ -89,7 +89,7 @@ BEGIN
             COMMENT ON TABLE %1$s IS %6$L;
             CREATE TABLE %2$s (
                 user_id    %3$s PRIMARY KEY,
-                embedding  vector(%5$s) NOT NULL,
+                embedding  @vector@.vector(%5$s) NOT NULL,
                 items      integer NOT NULL,
                 model      text NOT NULL,
                 updated_at timestamptz NOT NULL
@@ -104,54 +104,98 @@ BEGIN
                         v_user_kind, feed, v_feed.user_type USING ERRCODE = 'datatype_mismatch';
     END IF;
 
-    INSERT INTO pgfeed.interaction_source (feed_id, source, user_column, item_column, weight, created_at_column)
-    VALUES (v_feed.feed_id, source, user_column, item_column, weight, created_at_column)
+    INSERT INTO pgfeed.interaction_source (feed_id, source, user_column, item_column, weight, created_at_column,
+                                           source_name, watched)
+    VALUES (v_feed.feed_id, source, user_column, item_column, weight, created_at_column, source::text,
+            pgfeed._watched(source, ARRAY[pgfeed._column_number(source, user_column), pgfeed._column_number(source, item_column),
+                                          pgfeed._column_number(source, created_at_column)]))
     RETURNING * INTO v_source;
+    PERFORM pgfeed._grant_readers(v_feed.feed_id);
     PERFORM pgfeed._create_triggers(source, pgfeed._interaction_trigger_prefix(v_feed.feed_id, v_source.source_id),
                                     'pgfeed._interaction_trigger', v_source.source_id);
     IF NOT backfill THEN
         RETURN 0;
     END IF;
-    EXECUTE pgfeed._interaction_rows_sql(v_source, source::text) INTO v_users, v_items, v_created;
-    PERFORM pgfeed._apply_interactions(v_source.source_id, NULL, NULL, NULL, v_users, v_items, v_created);
-    RETURN coalesce(cardinality(v_users), 0);
+    RETURN pgfeed._load_interactions(v_source);
 END
 $$;
 COMMENT ON FUNCTION pgfeed.attach_interactions(text, regclass, name, name, float8, name, boolean) IS
     'attaches an interaction table (likes; a negative weight for dislikes) to a feed; '
     'existing rows are loaded unless backfill is false; returns how many';
 
+CREATE OR REPLACE FUNCTION pgfeed._load_interactions(p_source pgfeed.interaction_source) RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_users text[]; v_items text[]; v_created timestamptz[];
+BEGIN
+    -- only columns of the built-in types the table was attached with are read (pgfeed._source_problem)
+    EXECUTE pgfeed._interaction_rows_sql(p_source, p_source.source::text) INTO v_users, v_items, v_created;
+    PERFORM pgfeed._apply_interactions(p_source.source_id, NULL, NULL, NULL, v_users, v_items, v_created);
+    RETURN coalesce(cardinality(v_users), 0);
+END
+$$;
+COMMENT ON FUNCTION pgfeed._load_interactions(pgfeed.interaction_source) IS
+    'logs every row of an interaction table (attach, catching up); returns how many';
+
+-- SECURITY DEFINER, so that a role writing the like table needs no privilege
+-- on pgfeed's tables. It reads only the user, item and time columns, after
+-- checking that they are still the built-in types they were attached with,
+-- and casts them with built-in casts. A failure of pgfeed's own is recorded,
+-- never the writer's problem: a worker catches up later.
 CREATE OR REPLACE FUNCTION pgfeed._interaction_trigger() RETURNS trigger
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path FROM CURRENT
 AS $$
 DECLARE
     v_source pgfeed.interaction_source;
+    v_feed text;
+    v_problem text;
     v_other text;
     v_old_users text[]; v_old_items text[]; v_old_created timestamptz[];
     v_new_users text[]; v_new_items text[]; v_new_created timestamptz[];
 BEGIN
-    SELECT * INTO STRICT v_source FROM pgfeed.interaction_source WHERE source_id = TG_ARGV[0]::integer;
-    IF TG_OP = 'TRUNCATE' THEN
-        PERFORM pgfeed._forget_source(v_source.source_id);
+    -- only for the table attached (not a trigger someone else made with this function)
+    SELECT * INTO v_source FROM pgfeed.interaction_source WHERE source_id = TG_ARGV[0]::integer AND source = TG_RELID;
+    IF NOT FOUND THEN
         RETURN NULL;
     END IF;
-    -- for an UPDATE, only what changed: an untouched like keeps its place in line
-    v_other := CASE WHEN TG_OP = 'UPDATE' THEN 'pgfeed_new' END;
-    IF TG_OP <> 'INSERT' THEN
-        EXECUTE pgfeed._interaction_rows_sql(v_source, 'pgfeed_old', v_other) INTO v_old_users, v_old_items, v_old_created;
-    END IF;
-    v_other := CASE WHEN TG_OP = 'UPDATE' THEN 'pgfeed_old' END;
-    IF TG_OP <> 'DELETE' THEN
-        EXECUTE pgfeed._interaction_rows_sql(v_source, 'pgfeed_new', v_other) INTO v_new_users, v_new_items, v_new_created;
-    END IF;
-    PERFORM pgfeed._apply_interactions(v_source.source_id, v_old_users, v_old_items, v_old_created,
-                                       v_new_users, v_new_items, v_new_created);
+    SELECT name INTO STRICT v_feed FROM pgfeed.feed_config WHERE feed_id = v_source.feed_id;
+    BEGIN
+        v_problem := pgfeed._source_problem(v_source.source, v_source.source_name, v_source.watched, v_feed);
+        IF v_problem IS NOT NULL THEN
+            RAISE EXCEPTION USING MESSAGE = v_problem, ERRCODE = 'object_not_in_prerequisite_state';
+        END IF;
+        IF TG_OP = 'TRUNCATE' THEN
+            PERFORM pgfeed._forget_source(v_source.source_id);
+            RETURN NULL;
+        END IF;
+        -- for an UPDATE, only what changed: an untouched like keeps its place in line
+        v_other := CASE WHEN TG_OP = 'UPDATE' THEN 'pgfeed_new' END;
+        IF TG_OP <> 'INSERT' THEN
+            EXECUTE pgfeed._interaction_rows_sql(v_source, 'pgfeed_old', v_other) INTO v_old_users, v_old_items, v_old_created;
+        END IF;
+        v_other := CASE WHEN TG_OP = 'UPDATE' THEN 'pgfeed_old' END;
+        IF TG_OP <> 'DELETE' THEN
+            EXECUTE pgfeed._interaction_rows_sql(v_source, 'pgfeed_new', v_other) INTO v_new_users, v_new_items, v_new_created;
+        END IF;
+        PERFORM pgfeed._apply_interactions(v_source.source_id, v_old_users, v_old_items, v_old_created,
+                                           v_new_users, v_new_items, v_new_created);
+    EXCEPTION WHEN OTHERS THEN
+        IF SQLSTATE IN ('40001', '40P01') THEN
+            RAISE;  -- the transaction's serialization failure or deadlock, not pgfeed's to hide
+        END IF;
+        PERFORM pgfeed._record_problem(v_source.feed_id, SQLERRM);
+        RAISE WARNING 'pgfeed: feed "%" did not follow this % on %: %', v_feed, TG_OP, TG_TABLE_NAME, SQLERRM
+            USING HINT = 'the rows are written; pgfeed.status() shows the problem, and a worker catches up once it is fixed';
+    END;
     RETURN NULL;
 END
 $$;
 COMMENT ON FUNCTION pgfeed._interaction_trigger() IS
-    'statement-level trigger on an interaction table: mirrors the change, updates popularity and profiles';
+    'statement-level trigger on an interaction table: mirrors the change, updates popularity and profiles; never '
+    'fails the writer''s statement for pgfeed''s sake';
 
 CREATE OR REPLACE FUNCTION pgfeed._apply_interactions(
     p_source_id integer,
@@ -262,10 +306,11 @@ BEGIN
                        ORDER BY l.created_at DESC NULLS LAST, l.seq DESC
                        LIMIT $2) AS r
             ), computed AS (
-                SELECT user_id, sum(embedding) AS total, count(*) AS items FROM latest GROUP BY user_id
+                SELECT user_id, @vector@.sum(embedding) AS total, count(*) AS items FROM latest GROUP BY user_id
             ), usable AS (
                 -- likes and dislikes that cancel out leave no direction: cold start
-                SELECT user_id, l2_normalize(total) AS embedding, items FROM computed WHERE vector_norm(total) > 1e-6
+                SELECT user_id, @vector@.l2_normalize(total) AS embedding, items FROM computed
+                 WHERE @vector@.vector_norm(total) > 1e-6
             ), dropped AS (
                 DELETE FROM %3$s p USING affected a
                  WHERE p.user_id = a.user_id AND NOT EXISTS (SELECT FROM usable u WHERE u.user_id = a.user_id)
@@ -303,3 +348,11 @@ END
 $$;
 COMMENT ON FUNCTION pgfeed._refresh_profiles_of_items(integer, text[]) IS
     'refreshes the profiles of users who interacted with items whose embedding changed or went away';
+
+-- Tables attached before 0.3.0: record the columns their feeds read.
+UPDATE pgfeed.interaction_source s
+   SET source_name = s.source::text,
+       watched = pgfeed._watched(s.source, ARRAY[pgfeed._column_number(s.source, s.user_column),
+                                                 pgfeed._column_number(s.source, s.item_column),
+                                                 pgfeed._column_number(s.source, s.created_at_column)])
+ WHERE s.source_name IS NULL AND EXISTS (SELECT FROM pg_class c WHERE c.oid = s.source);

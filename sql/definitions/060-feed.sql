@@ -1,7 +1,7 @@
 -- Reading: the hybrid-scored feed and the status of every feed.
 
 CREATE OR REPLACE FUNCTION pgfeed._top_k(
-    p_streams text[], p_popularity text, p_key_types text[], p_profile vector, p_unit float8, p_saturation float8,
+    p_streams text[], p_popularity text, p_key_types text[], p_profile @vector@.vector, p_unit float8, p_saturation float8,
     p_user text, p_exclude text[], p_weights float8[], p_ceilings float8[], p_ef_search integer[], p_limit integer,
     p_depth integer, p_max_depth integer)
 RETURNS TABLE (item_id text, score float8, similarity float8, freshness float8, popularity float8)
@@ -57,7 +57,7 @@ w_similarity, w_freshness, w_popularity = p_weights
 weights = [w_similarity] * tiers + [w_freshness, w_popularity]
 user_type, item_type = p_key_types
 args = [p_profile, p_unit, p_saturation, p_user, p_exclude]
-types = ["vector", "float8", "float8", user_type or "text", item_type + "[]"]
+types = ["@vector@.vector", "float8", "float8", user_type or "text", item_type + "[]"]
 lowest = [-1] * tiers + [0, 0]         # the lowest value of each stream's component
 bounds = [1.0] * streams               # the last value of each stream's component
 if p_streams[0] is None:
@@ -163,7 +163,7 @@ for cursor in cursors:
         cursor.close()  # (a closed one stays closed)
 return [(item, *values) for item, values in best.items()]
 $python$;
-COMMENT ON FUNCTION pgfeed._top_k(text[], text, text[], vector, float8, float8, text, text[], float8[], float8[],
+COMMENT ON FUNCTION pgfeed._top_k(text[], text, text[], @vector@.vector, float8, float8, text, text[], float8[], float8[],
                                   integer[], integer, integer, integer) IS
     'the threshold algorithm behind pgfeed.feed(): the k best items (and ties) read from sorted index streams';
 
@@ -195,7 +195,10 @@ CREATE OR REPLACE FUNCTION pgfeed.feed(
     exclude anycompatiblearray DEFAULT NULL::text[],
     exclude_seen boolean DEFAULT true)
 RETURNS TABLE (item_id text, score float8, similarity float8, freshness float8, popularity float8)
-LANGUAGE plpgsql STABLE SECURITY DEFINER
+-- SECURITY INVOKER: a role reads a feed with its own rights, those
+-- pgfeed.grant_feed gave it on the feed's tables, and through its own
+-- row-level security policies on the content table.
+LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 -- restored on return, so that the values set below and in _top_k (a tier's ef_search) stay in here
 SET hnsw.ef_search = 40
@@ -207,7 +210,8 @@ DECLARE
     v_likes text := pgfeed._item_popularity(v_feed.feed_id);
     v_user text;
     v_exclude text[] := '{}';
-    v_profile vector;
+    v_profile @vector@.vector;
+    v_content pgfeed.content_source;
     v_eligible text;
     v_columns text;
     v_tiers integer := pgfeed._popularity_tiers();
@@ -222,6 +226,12 @@ BEGIN
     END IF;
     v_user := pgfeed._key_text(user_id, v_feed.user_type, feed, 'user');
     IF exclude IS NOT NULL THEN
+        -- (checked as a whole first: unnest would take a composite array apart into columns)
+        IF pg_typeof(exclude) NOT IN ('smallint[]'::regtype, 'integer[]'::regtype, 'bigint[]'::regtype, 'uuid[]'::regtype,
+                                      'text[]'::regtype, 'character varying[]'::regtype) THEN
+            RAISE EXCEPTION 'exclude must be an array of % keys; got %', v_feed.item_type, pg_typeof(exclude)
+                USING ERRCODE = 'datatype_mismatch';
+        END IF;
         v_exclude := ARRAY(SELECT pgfeed._key_text(e, v_feed.item_type, feed, 'item') FROM unnest(exclude) AS e);
     END IF;
     -- The streams' parameters: $1 profile, $2 freshness unit (seconds), $3
@@ -229,6 +239,13 @@ BEGIN
     -- that no row casts them). An item s is eligible if it is embedded, not
     -- excluded and (by default) not seen by the user.
     v_eligible := 's.embedding IS NOT NULL AND NOT s.item_id = ANY ($5)';
+    -- Row-level security on the content table: an item is eligible only if
+    -- the caller may see its row (the check is an index lookup a row read).
+    SELECT * INTO v_content FROM pgfeed.content_source c WHERE c.feed_id = v_feed.feed_id;
+    IF (SELECT relrowsecurity FROM pg_class WHERE oid = v_content.source) THEN
+        v_eligible := v_eligible || format(' AND EXISTS (SELECT FROM %s r WHERE r.%I = s.item_id)',
+                                           v_content.source, v_content.id_column);
+    END IF;
     IF v_user IS NOT NULL AND v_feed.user_type IS NOT NULL THEN
         EXECUTE format('SELECT embedding FROM %s WHERE user_id = $1::%s', pgfeed._profile(v_feed.feed_id), v_feed.user_type)
            INTO v_profile USING v_user;
@@ -242,16 +259,19 @@ BEGIN
         RETURN;
     END IF;
     -- What a stream yields of an eligible item s: its key, similarity,
-    -- freshness and tier (pgfeed._top_k names them i, s, f, t, p).
+    -- freshness and tier (pgfeed._top_k names them i, s, f, t, p). Freshness
+    -- from epochs, which are infinite for infinite times (an age of -infinity,
+    -- counted as 0, for 'infinity'; +infinity, freshness 0, for '-infinity'),
+    -- where subtracting timestamps would fail.
     v_columns := $c$
         s.item_id::text AS i,
-        coalesce(1 - (s.embedding <=> $1), 0)::float8 AS s,
-        coalesce(1 / (1 + greatest(date_part('epoch', now() - s.created_at), 0) / $2), 0) AS f,
+        coalesce(1 - (s.embedding OPERATOR(@vector@.<=>) $1), 0)::float8 AS s,
+        coalesce(1 / (1 + greatest(date_part('epoch', now()) - date_part('epoch', s.created_at), 0) / $2), 0) AS f,
         s.tier::integer AS t
         $c$;
     IF v_profile IS NOT NULL AND v_feed.weight_similarity > 0 THEN
         FOR t IN 0 .. v_tiers - 1 LOOP
-            v_streams[t + 1] := format('SELECT %s, NULL::float8 AS p FROM %s s WHERE %s AND s.tier = %s ORDER BY s.embedding <=> $1',
+            v_streams[t + 1] := format('SELECT %s, NULL::float8 AS p FROM %s s WHERE %s AND s.tier = %s ORDER BY s.embedding OPERATOR(@vector@.<=>) $1',
                                        v_columns, v_store, v_eligible, t);
         END LOOP;
     END IF;
@@ -289,51 +309,67 @@ COMMENT ON FUNCTION pgfeed.feed(text, anyelement, integer, anycompatiblearray, b
 
 CREATE OR REPLACE FUNCTION pgfeed.status()
 RETURNS TABLE (feed text, mode text, model text, dimensions integer, switching_to text, items bigint, embedded bigint,
-               pending bigint, failed bigint, oldest_pending interval, interactions bigint, profiles bigint)
-LANGUAGE plpgsql STABLE SECURITY DEFINER
+               pending bigint, failed bigint, oldest_pending interval, interactions bigint, profiles bigint,
+               problem text)
+-- SECURITY INVOKER: a role sees the feeds granted to it (row-level security
+-- on pgfeed.feed_config) and counts with the rights grant_feed gave it.
+LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
 DECLARE
     v_feed pgfeed.feed_config;
-    v_source pgfeed.content_source;
 BEGIN
     FOR v_feed IN SELECT * FROM pgfeed.feed_config ORDER BY name LOOP
         feed := v_feed.name; mode := v_feed.mode; model := v_feed.model; dimensions := v_feed.dimensions;
         switching_to := v_feed.next_model;
-        items := 0; embedded := 0; pending := 0; failed := 0; interactions := 0; profiles := 0;
-        SELECT now() - min(q.queued_at) INTO oldest_pending
-          FROM pgfeed.embedding_queue q WHERE q.feed_id = v_feed.feed_id AND q.failed_at IS NULL;
-        SELECT * INTO v_source FROM pgfeed.content_source s WHERE s.feed_id = v_feed.feed_id;
-        IF FOUND THEN
-            -- pending: queued, or eligible but never brought in (triggers skipped);
-            -- failed: kept with an error, in the item store or the queue
-            EXECUTE format($q$
-                SELECT (SELECT count(*) FROM %1$s r WHERE %3$s),
-                       (SELECT count(*) FROM %2$s WHERE embedding IS NOT NULL),
-                       (SELECT count(*) FROM (
-                            SELECT q.item_id FROM pgfeed.embedding_queue q WHERE q.feed_id = $1 AND q.failed_at IS NULL
-                            UNION
-                            SELECT r.%4$I::text FROM %1$s r
-                             WHERE %3$s AND NOT EXISTS (SELECT FROM %2$s s WHERE s.item_id = r.%4$I)
-                            EXCEPT
-                            SELECT q.item_id FROM pgfeed.embedding_queue q WHERE q.feed_id = $1 AND q.failed_at IS NOT NULL) AS p),
-                       (SELECT count(*) FROM (
-                            SELECT s.item_id::text FROM %2$s s WHERE s.error IS NOT NULL
-                            UNION
-                            SELECT q.item_id FROM pgfeed.embedding_queue q WHERE q.feed_id = $1 AND q.failed_at IS NOT NULL) AS f)
-                $q$, v_source.source, pgfeed._item_store(v_feed.feed_id), coalesce(v_source.condition, 'true'),
-                v_source.id_column)
-               INTO items, embedded, pending, failed USING v_feed.feed_id;
-        END IF;
-        IF v_feed.user_type IS NOT NULL THEN
-            EXECUTE format('SELECT (SELECT count(*) FROM %s), (SELECT count(*) FROM %s)',
-                           pgfeed._interaction_log(v_feed.feed_id), pgfeed._profile(v_feed.feed_id))
-               INTO interactions, profiles;
-        END IF;
+        items := NULL; embedded := NULL; pending := NULL; failed := NULL; interactions := 0; profiles := 0;
+        oldest_pending := NULL;
+        -- one feed's broken table is that feed's problem, not the others'
+        BEGIN
+            problem := coalesce(pgfeed._content_problem(v_feed),
+                                (SELECT p.problem FROM pgfeed.feed_problem p WHERE p.feed_id = v_feed.feed_id
+                                  ORDER BY p.seq DESC LIMIT 1));
+            SELECT now() - min(q.queued_at) INTO oldest_pending
+              FROM pgfeed.embedding_queue q WHERE q.feed_id = v_feed.feed_id AND q.failed_at IS NULL;
+            PERFORM FROM pgfeed.content_source s WHERE s.feed_id = v_feed.feed_id;
+            IF FOUND AND pgfeed._content_problem(v_feed) IS NULL THEN
+                -- items: eligible content rows (the condition runs as the table's owner); pending: queued, or
+                -- eligible but never brought in (triggers skipped); failed: kept with an error, in the item store
+                -- or the queue, and not pending again (retry)
+                EXECUTE format($q$
+                    WITH eligible AS MATERIALIZED (SELECT k FROM %1$s() AS k),
+                    pending AS MATERIALIZED (
+                        SELECT q.item_id FROM pgfeed.embedding_queue q WHERE q.feed_id = $1 AND q.failed_at IS NULL
+                        UNION
+                        (SELECT e.k FROM eligible e WHERE NOT EXISTS (SELECT FROM %2$s s WHERE s.item_id = e.k::%3$s)
+                         EXCEPT
+                         SELECT q.item_id FROM pgfeed.embedding_queue q WHERE q.feed_id = $1 AND q.failed_at IS NOT NULL)
+                    )
+                    SELECT (SELECT count(*) FROM eligible),
+                           (SELECT count(*) FROM %2$s WHERE embedding IS NOT NULL),
+                           (SELECT count(*) FROM pending),
+                           (SELECT count(*) FROM (
+                                SELECT s.item_id::text FROM %2$s s WHERE s.error IS NOT NULL
+                                UNION
+                                SELECT q.item_id FROM pgfeed.embedding_queue q WHERE q.feed_id = $1 AND q.failed_at IS NOT NULL
+                                EXCEPT
+                                SELECT item_id FROM pending) AS f)
+                    $q$, pgfeed._content_keys(v_feed.feed_id), pgfeed._item_store(v_feed.feed_id), v_feed.item_type)
+                   INTO items, embedded, pending, failed USING v_feed.feed_id;
+            END IF;
+            IF v_feed.user_type IS NOT NULL THEN
+                EXECUTE format('SELECT (SELECT count(*) FROM %s), (SELECT count(*) FROM %s)',
+                               pgfeed._interaction_log(v_feed.feed_id), pgfeed._profile(v_feed.feed_id))
+                   INTO interactions, profiles;
+            END IF;
+        EXCEPTION WHEN OTHERS THEN
+            problem := coalesce(problem || '; ', '') || 'status: ' || SQLERRM;
+        END;
         RETURN NEXT;
     END LOOP;
 END
 $$;
 COMMENT ON FUNCTION pgfeed.status() IS
-    'one row a feed: mode, model (and the model a switch is building), eligible content rows, embedded, pending (queued or never embedded) and failed items, '
-    'age of the oldest queued work, logged interactions, profiles';
+    'one row a feed granted to the role: mode, model (and the model a switch is building), eligible content rows, '
+    'embedded, pending (queued or never embedded) and failed items, age of the oldest queued work, logged '
+    'interactions, profiles, and the problem that keeps the feed from following its tables (with its fix)';

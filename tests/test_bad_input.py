@@ -1,0 +1,121 @@
+"""Bad input never costs the user a write, and gets an error naming the culprit
+and the fix (issue 13, deliverable 5)."""
+
+import math
+
+import psycopg
+import pytest
+from conftest import HASHING, attach, feed_id, fresh, make_tables
+
+import pgfeed
+
+
+def items(conn, feed):
+    return dict(conn.execute(f"SELECT item_id, coalesce(error, 'embedded') FROM pgfeed.item_store_{feed_id(conn, feed)}"))
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("text, condition", [
+    ("title || (100 / views)::text", None),
+    ("title", "100 / views > 1"),
+], ids=["text", "condition"])
+def test_an_expression_failing_for_one_row_keeps_every_row(conn, mode, text, condition):
+    post, _ = make_tables(conn)
+    feed = fresh("feed")
+    conn.execute("SELECT pgfeed.create_feed(%s, model => %s, mode => %s)", [feed, HASHING, mode])
+    conn.execute("SELECT pgfeed.attach_content(%s, %s, 'id', %s, 'created_at', condition => %s)",
+                 [feed, post, text, condition])
+    ids = [r[0] for r in conn.execute(f"INSERT INTO {post} (title, body, views) VALUES ('a', '', 1), ('b', '', 0), "
+                                      "('c', '', 2) RETURNING id")]
+    assert conn.execute(f"SELECT count(*) FROM {post}").fetchone()[0] == 3  # the statement committed whole
+    if mode == "async":
+        conn.execute("SELECT * FROM pgfeed.work(%s)", [feed])
+    assert items(conn, feed) == {ids[0]: "embedded", ids[1]: "text expression or condition failed: division by zero",
+                                 ids[2]: "embedded"}
+    assert conn.execute("SELECT failed, problem FROM pgfeed.status() WHERE feed = %s", [feed]).fetchone() == (1, None)
+    # a reembed skips it the same way, and embeds it once the row is fixed
+    assert conn.execute("SELECT pgfeed.reembed(%s)", [feed]).fetchone()[0] == 0
+    conn.execute(f"UPDATE {post} SET views = 5 WHERE id = %s", [ids[1]])
+    conn.execute("SELECT * FROM pgfeed.work(%s)", [feed])
+    assert items(conn, feed)[ids[1]] == "embedded"
+
+
+def test_backfill_skips_rows_the_expression_fails_on(conn):
+    post, _ = make_tables(conn)
+    conn.execute(f"INSERT INTO {post} (title, body, views) SELECT 'p' || g, '', g % 3 FROM generate_series(1, 9) g")
+    feed = fresh("feed")
+    conn.execute("SELECT pgfeed.create_feed(%s, model => %s)", [feed, HASHING])
+    embedded = conn.execute("SELECT pgfeed.attach_content(%s, %s, 'id', 'title || (1 / views)::text', 'created_at')",
+                            [feed, post]).fetchone()[0]
+    assert embedded == 6
+    assert sorted(items(conn, feed).values()).count("text expression or condition failed: division by zero") == 3
+
+
+@pytest.mark.parametrize("table", [
+    "CREATE TABLE {t} (id int, title text, created_at timestamptz)",
+    "CREATE TABLE {t} (id int NOT NULL, x int NOT NULL, title text, created_at timestamptz, PRIMARY KEY (id, x))",
+    "CREATE TABLE {t} (id int UNIQUE, title text, created_at timestamptz)",
+], ids=["no key", "one column of a composite key", "unique but nullable"])
+def test_the_id_column_must_be_a_unique_key(conn, table):
+    name = fresh("post")
+    conn.execute(table.format(t=name))
+    feed = fresh("feed")
+    conn.execute("SELECT pgfeed.create_feed(%s, model => %s)", [feed, HASHING])
+    with pytest.raises(psycopg.errors.InvalidTableDefinition, match=f"column public.{name}.id is not a unique key") as e:
+        conn.execute("SELECT pgfeed.attach_content(%s, %s, 'id', 'title', 'created_at')", [feed, name])
+    assert "primary key" in e.value.diag.message_hint
+
+
+def test_views_are_not_content_tables(conn):
+    post, _ = make_tables(conn)
+    conn.execute(f"CREATE VIEW {post}_v AS SELECT * FROM {post}")
+    feed = fresh("feed")
+    conn.execute("SELECT pgfeed.create_feed(%s, model => %s)", [feed, HASHING])
+    with pytest.raises(psycopg.errors.WrongObjectType, match="is not a table"):
+        conn.execute("SELECT pgfeed.attach_content(%s, %s, 'id', 'title', 'created_at')", [feed, f"{post}_v"])
+
+
+def test_infinite_and_missing_times_rank_without_error(conn):
+    post, like = make_tables(conn)
+    conn.execute(f"ALTER TABLE {post} ALTER created_at DROP NOT NULL")
+    feed = attach(conn, post, like)
+    ids = [r[0] for r in conn.execute(f"INSERT INTO {post} (title, body, created_at) VALUES "
+                                      "('a', 'x', 'infinity'), ('b', 'y', '-infinity'), ('c', 'z', NULL) RETURNING id")]
+    conn.execute(f"INSERT INTO {like} (user_id, post_id) VALUES (1, %s)", [ids[1]])
+    freshness = {item.item_id: item.freshness for item in pgfeed.feed(conn, feed, None, limit=10)}
+    assert freshness == {ids[0]: 1.0, ids[1]: 0.0, ids[2]: 0.0}
+    assert len(pgfeed.feed(conn, feed, 1, limit=10)) == 2
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity"])
+@pytest.mark.parametrize("setting", ["weight_similarity", "weight_freshness", "weight_popularity",
+                                     "popularity_saturation"])
+def test_settings_must_be_finite(conn, setting, value):
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match=f"{setting} must be a finite number"):
+        conn.execute(f"SELECT pgfeed.create_feed(%s, model => %s, {setting} => %s::float8)", [fresh("feed"), HASHING, value])
+    post, like = make_tables(conn)
+    feed = attach(conn, post, like)
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match=f"{setting} must be a finite number"):
+        conn.execute(f"SELECT pgfeed.alter_feed(%s, {setting} => %s::float8)", [feed, value])
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_like_weights_must_be_finite(conn, value):
+    post, like = make_tables(conn)
+    feed = fresh("feed")
+    conn.execute("SELECT pgfeed.create_feed(%s, model => %s)", [feed, HASHING])
+    conn.execute("SELECT pgfeed.attach_content(%s, %s, 'id', 'title', 'created_at')", [feed, post])
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="weight must be a finite non-zero number"):
+        conn.execute("SELECT pgfeed.attach_interactions(%s, %s, 'user_id', 'post_id', weight => %s)", [feed, like, value])
+
+
+def test_conditions_with_or_are_counted_as_one_condition(conn):
+    post, _ = make_tables(conn)
+    feed = fresh("feed")
+    conn.execute("SELECT pgfeed.create_feed(%s, model => %s)", [feed, HASHING])
+    conn.execute("SELECT pgfeed.attach_content(%s, %s, 'id', 'title', 'created_at', "
+                 "condition => $$status = 'published' OR views > 10$$)", [feed, post])
+    conn.execute(f"INSERT INTO {post} (title, status, views) VALUES ('a', 'draft', 0), ('b', 'draft', 11), "
+                 "('c', 'published', 0)")
+    assert conn.execute("SELECT items, embedded, pending FROM pgfeed.status() WHERE feed = %s", [feed]).fetchone() \
+        == (2, 2, 0)

@@ -1,0 +1,220 @@
+"""What ordinary roles can and cannot do (SECURITY.md): each attack of issue 13
+is tried by a role that is not a superuser, and must fail and change nothing."""
+
+import psycopg
+import pytest
+from conftest import HASHING, attach, feed_id, fresh, make_tables
+
+import pgfeed
+
+# The caller's own type whose cast to text would make its role a superuser, and
+# leaves a mark in the session when it runs at all (with whatever rights).
+HOSTILE_TYPE = """
+    CREATE TYPE {schema}.k AS (v int);
+    CREATE FUNCTION {schema}.k_to_text({schema}.k) RETURNS text LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM set_config('pgfeed_test.cast_ran', current_user, false);
+        IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+            EXECUTE format('ALTER ROLE %I SUPERUSER', session_user);
+        END IF;
+        RETURN ($1).v::text;
+    END $$;
+    CREATE CAST ({schema}.k AS text) WITH FUNCTION {schema}.k_to_text({schema}.k);
+"""
+
+
+def is_superuser(conn, role):
+    return conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = %s", [role]).fetchone()[0]
+
+
+def cast_ran(session):
+    return session.execute("SELECT current_setting('pgfeed_test.cast_ran', true)").fetchone()[0] or None
+
+
+def feed_with_posts(conn, likes=True):
+    post, like = make_tables(conn)
+    if likes:
+        feed = attach(conn, post, like)
+    else:
+        feed = fresh("feed")
+        conn.execute("SELECT pgfeed.create_feed(%s, model => %s)", [feed, HASHING])
+        conn.execute(f"SELECT pgfeed.attach_content(%s, '{post}', 'id', 'title', 'created_at')", [feed])
+    conn.execute(f"INSERT INTO {post} (title, body) SELECT 'post ' || g, 'body' FROM generate_series(1, 5) g")
+    return post, like, feed
+
+
+@pytest.mark.parametrize("likes", [True, False], ids=["with likes", "without likes"])
+@pytest.mark.parametrize("argument", ["user_id", "exclude"])
+def test_a_callers_own_cast_never_runs_in_feed(conn, make_role, likes, argument):
+    _, _, feed = feed_with_posts(conn, likes)
+    role, role_dsn = make_role()
+    conn.execute("SELECT pgfeed.grant_feed(%s, %s)", [feed, role])  # even a granted reader
+    with psycopg.connect(role_dsn, autocommit=True) as attacker:
+        attacker.execute(HOSTILE_TYPE.format(schema="pg_temp"))
+        call = ("SELECT count(*) FROM pgfeed.feed(%s, ROW(1)::pg_temp.k)" if argument == "user_id"
+                else "SELECT count(*) FROM pgfeed.feed(%s, 1, exclude => ARRAY[ROW(1)::pg_temp.k])")
+        with pytest.raises(psycopg.errors.DatatypeMismatch, match=r"got (a value of type )?k(\[\])?\n"):
+            attacker.execute(call, [feed])
+        assert cast_ran(attacker) is None
+    assert not is_superuser(conn, role)
+
+
+def test_a_table_owners_retyped_column_never_runs_in_the_triggers(conn, make_role):
+    owner, owner_dsn = make_role()
+    conn.execute(f"GRANT CREATE ON SCHEMA public TO {owner}")
+    with psycopg.connect(owner_dsn, autocommit=True) as tenant:
+        post, like = make_tables(tenant)
+    feed = attach(conn, post, like)  # a superuser attaches the tenant's tables
+    with psycopg.connect(owner_dsn, autocommit=True) as tenant:
+        tenant.execute(f"INSERT INTO {post} (title, body) VALUES ('a', 'b')")
+        tenant.execute(HOSTILE_TYPE.format(schema="public"))
+        tenant.execute(f"ALTER TABLE {like} ALTER user_id TYPE public.k USING ROW(user_id)::public.k")
+        tenant.execute(f"ALTER TABLE {post} ALTER title TYPE public.k USING ROW(length(title))::public.k")
+        # the owner's writes are kept, pgfeed stands aside and says why
+        tenant.execute(f"INSERT INTO {like} (user_id, post_id) SELECT ROW(7)::public.k, id FROM {post}")
+        tenant.execute(f"INSERT INTO {post} (title, body) VALUES (ROW(3)::public.k, 'c')")
+        assert tenant.execute(f"SELECT count(*) FROM {like}").fetchone()[0] == 1
+        assert cast_ran(tenant) is None
+    assert not is_superuser(conn, owner)
+    problem = conn.execute("SELECT problem FROM pgfeed.status() WHERE feed = %s", [feed]).fetchone()[0]
+    assert "changed type from" in problem and "detach" in problem
+
+
+def test_text_expressions_run_as_the_tables_owner(conn, make_role):
+    owner, owner_dsn = make_role()
+    conn.execute(f"GRANT CREATE ON SCHEMA public TO {owner}")
+    with psycopg.connect(owner_dsn, autocommit=True) as tenant:
+        post, like = make_tables(tenant)
+        tenant.execute(f"""CREATE FUNCTION public.{owner}_summary(t text) RETURNS text LANGUAGE plpgsql AS $$
+            BEGIN
+                IF t = 'who' THEN RAISE EXCEPTION 'ran as %', current_user; END IF;
+                RETURN t;
+            END $$""")
+    feed = fresh("feed")
+    conn.execute("SELECT pgfeed.create_feed(%s, model => %s)", [feed, HASHING])
+    conn.execute(f"SELECT pgfeed.attach_content(%s, '{post}', 'id', '{owner}_summary(title)', 'created_at')", [feed])
+    conn.execute(f"INSERT INTO {post} (title, body) VALUES ('who', 'x'), ('fine', 'y')")  # the superuser writes
+    errors = dict(conn.execute(f"SELECT s.item_id, s.error FROM pgfeed.item_store_{feed_id(conn, feed)} s").fetchall())
+    assert set(errors.values()) == {f"text expression or condition failed: ran as {owner}", None}
+
+
+def test_ungranted_roles_read_nothing(conn, make_role):
+    post, _, feed = feed_with_posts(conn)
+    role, role_dsn = make_role()
+    conn.execute(f"GRANT SELECT ON {post} TO {role}")
+    with psycopg.connect(role_dsn, autocommit=True) as stranger:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match=f'permission denied for feed "{feed}"'):
+            stranger.execute("SELECT * FROM pgfeed.feed(%s, 1)", [feed])
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match=f'model "{HASHING}" is not used by any feed'):
+            stranger.execute("SELECT pgfeed.embed('x', %s)", [HASHING])
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            stranger.execute(f"SELECT count(*) FROM pgfeed.item_store_{feed_id(conn, feed)}")
+        assert stranger.execute("SELECT feed FROM pgfeed.status()").fetchall() == []
+        assert stranger.execute("SELECT name FROM pgfeed.feed_config").fetchall() == []
+        with pytest.raises(psycopg.errors.UndefinedObject) as unknown:
+            stranger.execute("SELECT * FROM pgfeed.feed('no_such_feed', 1)")
+        assert feed not in unknown.value.diag.message_hint  # no names of feeds it may not read
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            stranger.execute("SELECT * FROM pgfeed.work()")
+        assert stranger.execute("SELECT pgfeed.version()").fetchone()[0] == pgfeed.__version__
+
+
+def test_granted_roles_read_and_revoke_takes_it_back(conn, make_role):
+    _, _, feed = feed_with_posts(conn)
+    _, _, other = feed_with_posts(conn)
+    group, _ = make_role("NOLOGIN")
+    role, role_dsn = make_role(f"LOGIN IN ROLE {group}")
+    conn.execute("SELECT pgfeed.grant_feed(%s, %s)", [feed, group])  # through a role it inherits from
+    with psycopg.connect(role_dsn, autocommit=True) as reader:
+        assert len(pgfeed.feed(reader, feed, 1, limit=3)) == 3
+        assert [r["feed"] for r in pgfeed.status(reader)] == [feed]
+        assert pgfeed.status(reader)[0]["items"] == 5
+        assert reader.execute("SELECT vector_dims(pgfeed.embed('x', %s))", [HASHING]).fetchone()[0] == 384
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            reader.execute("SELECT * FROM pgfeed.feed(%s, 1)", [other])
+    conn.execute("SELECT pgfeed.revoke_feed(%s, %s)", [feed, group])
+    with psycopg.connect(role_dsn, autocommit=True) as reader:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied for feed"):
+            reader.execute("SELECT * FROM pgfeed.feed(%s, 1)", [feed])
+        assert pgfeed.status(reader) == []
+
+
+def test_row_level_security_on_the_content_table_is_honoured(conn, make_role):
+    post, like = make_tables(conn)
+    conn.execute(f"ALTER TABLE {post} ADD COLUMN tenant name NOT NULL DEFAULT current_user")
+    feed = attach(conn, post, like)
+    alice, alice_dsn = make_role()
+    bob, _ = make_role()
+    conn.execute(f"INSERT INTO {post} (title, body, tenant) SELECT 'post ' || g, 'body', "
+                 f"CASE WHEN g % 2 = 0 THEN '{alice}' ELSE '{bob}' END FROM generate_series(1, 10) g")
+    conn.execute(f"ALTER TABLE {post} ENABLE ROW LEVEL SECURITY")
+    conn.execute(f"CREATE POLICY own_posts ON {post} FOR SELECT USING (tenant = current_user)")
+    conn.execute(f"GRANT SELECT ON {post} TO {alice}")
+    conn.execute("SELECT pgfeed.grant_feed(%s, %s)", [feed, alice])
+    mine = {r[0] for r in conn.execute(f"SELECT id FROM {post} WHERE tenant = %s", [alice])}
+    with psycopg.connect(alice_dsn, autocommit=True) as reader:
+        got = {item.item_id for item in pgfeed.feed(reader, feed, None, limit=10)}
+    assert got == mine
+    assert len(pgfeed.feed(conn, feed, None, limit=10)) == 10  # the superuser sees them all
+
+
+def run_cli(dsn, *args):
+    import subprocess
+    import sys
+    return subprocess.run([sys.executable, "-m", "pgfeed", *args, "--dsn", dsn], capture_output=True, text=True,
+                          timeout=120)
+
+
+@pytest.mark.parametrize("breakage, repair, problem", [
+    ("ALTER TABLE {post} RENAME body TO content", "ALTER TABLE {post} RENAME content TO body",
+     'column body of table public.{post} was renamed to content'),
+    ("ALTER TABLE {post} DROP COLUMN body",  # the fix the problem names: attach again
+     "ALTER TABLE {post} ADD COLUMN body text; SELECT pgfeed.detach('{feed}'); "
+     "SELECT pgfeed.attach_content('{feed}', '{post}', 'id', $$title || ' ' || body$$, 'created_at'); "
+     "SELECT pgfeed.attach_interactions('{feed}', '{like}', 'user_id', 'post_id')",
+     'column body of table public.{post} was dropped'),
+    ("ALTER TABLE {post} ALTER id TYPE text", "ALTER TABLE {post} ALTER id TYPE integer USING id::integer",
+     'column id of table public.{post} changed type from integer to text'),
+], ids=["renamed", "dropped", "retyped"])
+def test_a_broken_tenant_stops_no_other_feed_and_catches_up_once_repaired(conn, dsn, breakage, repair, problem):
+    broken_post, broken_like = make_tables(conn)
+    broken = attach(conn, broken_post, broken_like, mode="async")
+    healthy_post, healthy_like = make_tables(conn)
+    healthy = attach(conn, healthy_post, healthy_like, mode="async")
+    conn.execute(breakage.format(post=broken_post))
+    # the broken tenant's writes are kept, with a warning
+    conn.execute(f"INSERT INTO {broken_post} (id, title) VALUES (1001, 'kept')")
+    conn.execute(f"INSERT INTO {broken_like} (user_id, post_id) VALUES (1, 1001)")
+    conn.execute(f"INSERT INTO {healthy_post} (title, body) SELECT 'p' || g, 'b' FROM generate_series(1, 20) g")
+    done = run_cli(dsn, "worker", "--drain", "--quiet")
+    assert done.returncode == 0 and "Traceback" not in done.stderr
+    status = {row["feed"]: row for row in pgfeed.status(conn) if row["feed"] in (broken, healthy)}
+    assert status[healthy]["embedded"] == 20 and status[healthy]["problem"] is None
+    assert problem.format(post=broken_post) in status[broken]["problem"]
+    assert "detach" in status[broken]["problem"]
+    shown = run_cli(dsn, "status")
+    assert shown.returncode == 0 and "Traceback" not in shown.stderr and broken in shown.stdout
+
+    conn.execute(repair.format(post=broken_post, like=broken_like, feed=broken))
+    conn.execute(f"UPDATE {broken_post} SET body = 'now readable' WHERE id = 1001")
+    assert run_cli(dsn, "worker", "--drain", "--quiet").returncode == 0
+    status = {row["feed"]: row for row in pgfeed.status(conn) if row["feed"] == broken}[broken]
+    assert status["problem"] is None
+    assert (status["items"], status["embedded"], status["interactions"], status["profiles"]) == (1, 1, 1, 1)
+
+
+def test_a_dropped_table_breaks_only_its_feed(conn, dsn):
+    gone_post, gone_like = make_tables(conn)
+    gone = attach(conn, gone_post, gone_like)
+    _, _, healthy = feed_with_posts(conn)
+    conn.execute(f"DROP TABLE {gone_like}")
+    status = {row["feed"]: row for row in pgfeed.status(conn)}
+    oid = conn.execute("SELECT source::oid FROM pgfeed.interaction_source WHERE feed_id = %s",
+                       [feed_id(conn, gone)]).fetchone()[0]
+    assert f"table public.{gone_like} was dropped: detach it (SELECT pgfeed.detach('{gone}', {oid}))" \
+        in status[gone]["problem"]
+    assert status[healthy]["problem"] is None and status[healthy]["items"] == 5
+    shown = run_cli(dsn, "status")
+    assert shown.returncode == 0 and "Traceback" not in shown.stderr
+    conn.execute(f"SELECT pgfeed.detach(%s, {oid})", [gone])  # the fix the problem names
+    assert {row["feed"]: row for row in pgfeed.status(conn)}[gone]["problem"] is None
