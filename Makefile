@@ -37,7 +37,8 @@ install: db  ## install pgfeed into the local database `pgfeed`
 demo: install  ## load the demo corpus and print two users' feeds and the cold-start feed
 	$(VENV)/bin/python demo/run.py --dsn "$(DSN)"
 
-test: db  ## run the test suite against the local cluster (or $$PGFEED_TEST_DSN)
+test: db  ## ruff, then the test suite against the local cluster (or $$PGFEED_TEST_DSN); plpgsql_check runs in it
+	$(VENV)/bin/ruff check .
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 bench: install  ## benchmarks (BENCH_ARGS, e.g. --items 100000): ratios measured side by side, JSON in bench/results/

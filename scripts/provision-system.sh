@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# System packages pgfeed needs on Debian/Ubuntu: PostgreSQL >= 15 with plpython3u,
-# and pgvector >= 0.8 built with PGXS from Debian's source package when the
+# System packages pgfeed needs on Debian/Ubuntu: PostgreSQL >= 15 with plpython3u
+# (and plpgsql_check, which the tests run), and pgvector >= 0.8 built with PGXS from Debian's source package when the
 # server does not have it yet. Idempotent: each step checks before it acts.
 set -euo pipefail
 
@@ -15,7 +15,7 @@ log() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
 need_pkgs=()
 for pkg in "postgresql-$PG_MAJOR" "postgresql-plpython3-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" \
-           python3.11-venv dpkg-dev build-essential; do
+           "postgresql-$PG_MAJOR-plpgsql-check" python3.11-venv dpkg-dev build-essential; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_pkgs+=("$pkg")
 done
 if [ ${#need_pkgs[@]} -gt 0 ]; then

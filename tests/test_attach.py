@@ -2,6 +2,7 @@
 
 import psycopg
 import pytest
+
 from conftest import HASHING, attach, fresh, make_tables
 
 
@@ -57,7 +58,7 @@ def test_identifiers_are_quoted_not_pasted(conn):
     table = fresh('"Odd Table')  # needs quoting everywhere
     conn.execute(f'CREATE TABLE "{table[1:]}" ("Post Id" int PRIMARY KEY, "Text" text, "When" timestamptz DEFAULT now())')
     feed = new_feed(conn)
-    conn.execute(f"""SELECT pgfeed.attach_content(%s, %s::regclass, 'Post Id', '"Text"', 'When')""",
+    conn.execute("""SELECT pgfeed.attach_content(%s, %s::regclass, 'Post Id', '"Text"', 'When')""",
                  [feed, f'"{table[1:]}"'])
     conn.execute(f'INSERT INTO "{table[1:]}" VALUES (1, %s)', ["hello'); DROP TABLE x; --"])
     assert conn.execute("SELECT embedded FROM pgfeed.status() WHERE feed = %s", [feed]).fetchone()[0] == 1

@@ -5,9 +5,9 @@ import math
 
 import psycopg
 import pytest
-from conftest import HASHING, attach, feed_id, fresh, make_tables
 
 import pgfeed
+from conftest import HASHING, attach, feed_id, fresh, make_tables
 
 
 def items(conn, feed):

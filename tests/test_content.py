@@ -4,9 +4,8 @@ happens to rows the model cannot take. The deterministic encoder is the referenc
 import numpy as np
 import pytest
 
-from conftest import FAILING, HASHING, attach, encoder_calls, feed_id, fresh, make_tables
-
 import pgfeed
+from conftest import FAILING, HASHING, attach, encoder_calls, feed_id, fresh, make_tables
 from pgfeed.encoders.hashing import HashingEncoder
 
 

@@ -5,11 +5,11 @@ import uuid
 
 import django
 import pytest
-from conftest import HASHING, fresh
 from django.conf import settings
 from psycopg.conninfo import conninfo_to_dict
 
 import pgfeed
+from conftest import HASHING, fresh
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +21,8 @@ def models(dsn):
         INSTALLED_APPS=[], USE_TZ=True, DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
     )
     django.setup()
-    from django.db import connection, models as m
+    from django.db import connection
+    from django.db import models as m
 
     suffix = uuid.uuid4().hex[:8]
 
@@ -67,7 +68,7 @@ def test_feed_queryset_is_the_feed_as_model_instances(models, conn):
     result = list(feed_queryset(Article, feed, 5, limit=6, exclude=[articles[6]]))
     assert [a.pk for a in result] == [i.item_id for i in expected]
     assert all(isinstance(a, Article) and a.title.startswith("note") for a in result)
-    for article, item in zip(result, expected):  # two transactions: freshness moved on a little
+    for article, item in zip(result, expected, strict=True):  # two transactions: freshness moved on a little
         assert (article.similarity, article.popularity) == pytest.approx((item.similarity, item.popularity))
         assert (article.score, article.freshness) == pytest.approx((item.score, item.freshness), abs=1e-3)
     assert result[0].body == "garden soil"  # the user liked garden notes

@@ -7,9 +7,9 @@ import uuid
 import numpy as np
 import psycopg
 import pytest
-from conftest import attach, feed_id, make_tables
 
 import pgfeed
+from conftest import attach, feed_id, make_tables
 from pgfeed.encoders.hashing import HashingEncoder
 
 WEIGHTS = {"weight_similarity": 0.5, "weight_freshness": 0.3, "weight_popularity": 0.2}
@@ -33,7 +33,7 @@ def populate(conn, key="integer"):
 def reference_feed(conn, post, like, user_id, now, exclude=(), exclude_seen=True, profile_size=10, encoder=None):
     rows = conn.execute(f"SELECT id, title || ' ' || body, created_at FROM {post} WHERE status = 'published'").fetchall()
     encoder = encoder or HashingEncoder()
-    vectors = dict(zip([r[0] for r in rows], encoder.encode([r[1] for r in rows]).astype(np.float64)))
+    vectors = dict(zip([r[0] for r in rows], encoder.encode([r[1] for r in rows]).astype(np.float64), strict=True))
     likes = conn.execute(f"SELECT user_id, post_id FROM {like} ORDER BY created_at DESC").fetchall()
     mine = [item for user, item in likes if user == user_id and item in vectors]
     profile = None
@@ -157,7 +157,7 @@ def populate_large(conn, items=600):
                        FROM generate_series(1, %s) g""", [TOPICS, items])
     ids = [r[0] for r in conn.execute(f"SELECT id FROM {post} ORDER BY id")]
     rng = np.random.default_rng(7)
-    likes = [(int(u), int(ids[i])) for u, i in zip(rng.integers(100, 400, 3000), rng.zipf(1.3, 3000) % len(ids))]
+    likes = [(int(u), int(ids[i])) for u, i in zip(rng.integers(100, 400, 3000), rng.zipf(1.3, 3000) % len(ids), strict=True)]
     likes += [(1, ids[i]) for i in range(0, items, 3)] + [(2, ids[i]) for i in (4, 9, 14)]
     conn.cursor().executemany(f"INSERT INTO {like} (user_id, post_id) VALUES (%s, %s)", likes)
     return post, like, feed

@@ -6,10 +6,10 @@ import sys
 
 import psycopg
 import pytest
-from conftest import ROOT
 from psycopg.conninfo import make_conninfo
 
 import pgfeed
+from conftest import ROOT
 
 SNAPSHOT = """
     SELECT 'function', p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
@@ -63,7 +63,9 @@ def test_alembic_upgrade_gives_what_install_gives_and_downgrade_removes_it(dsn, 
     per_feed = ("item_store_", "item_popularity_", "interaction_log_", "profile_", "_content_rows_", "_content_keys_")
     reference = [row for row in snapshot(dsn) if not row[1].startswith(per_feed)]
     # the test database's server path also reaches tests/server; nothing else may differ
-    strip = lambda rows: [r for r in rows if r[:2] != ("setting", "python_path")]
+    def strip(rows):
+        return [r for r in rows if r[:2] != ("setting", "python_path")]
+
     assert strip(via_alembic) == strip(reference)
     alembic(empty_database, "downgrade", "base")
     with psycopg.connect(empty_database) as conn:
@@ -80,3 +82,54 @@ def test_install_needs_a_superuser(empty_database):
     finally:
         with psycopg.connect(empty_database, autocommit=True) as conn:
             conn.execute("DROP ROLE pgfeed_plain")
+
+
+def test_reinstalling_keeps_the_python_path_and_show_prints_it(empty_database, tmp_path):
+    custom = pgfeed.installer.default_python_path() + os.pathsep + str(ROOT / "tests" / "server")
+    pgfeed.install(empty_database, python_path=custom)
+    pgfeed.install(empty_database)  # how the README upgrades
+    assert pgfeed.installer.settings(empty_database)["python_path"] == custom
+    cli = subprocess.run([sys.executable, "-m", "pgfeed", "install", "--dsn", empty_database], capture_output=True,
+                         text=True, check=True)
+    assert f"python_path: {custom}" in cli.stdout
+    shown = subprocess.run([sys.executable, "-m", "pgfeed", "install", "--show", "--dsn", empty_database],
+                           capture_output=True, text=True, check=True)
+    assert shown.stdout.splitlines() == [f"python_path: {custom}", f"version: {pgfeed.__version__}"]
+
+
+def test_a_python_path_the_server_cannot_import_from_changes_nothing(empty_database, tmp_path):
+    pgfeed.install(empty_database)
+    before = snapshot(empty_database)
+    with pytest.raises(pgfeed.InstallError, match=f"the server cannot import pgfeed from python_path '{tmp_path}'"):
+        pgfeed.install(empty_database, python_path=str(tmp_path))
+    assert snapshot(empty_database) == before
+    cli = subprocess.run([sys.executable, "-m", "pgfeed", "install", "--python-path", str(tmp_path), "--dsn",
+                          empty_database], capture_output=True, text=True)
+    assert cli.returncode == 1 and "Traceback" not in cli.stderr
+    assert cli.stderr.startswith("Error: the server cannot import pgfeed")
+
+
+def test_plpgsql_check_finds_nothing(empty_database):
+    """plpgsql_check (errors, other and extra warnings) over every PL/pgSQL function, trigger functions on a table
+    like the ones they are attached to."""
+    pgfeed.install(empty_database)
+    with psycopg.connect(empty_database, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS plpgsql_check")
+        conn.execute("CREATE TEMP TABLE content (id int PRIMARY KEY, body text, created_at timestamptz)")
+        conn.execute("CREATE TEMP TABLE like_count (item_id bigint PRIMARY KEY, popularity bigint)")
+        found = conn.execute("""
+            SELECT p.oid::regprocedure::text, c.lineno, c.level, c.message
+              FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang AND l.lanname = 'plpgsql'
+             CROSS JOIN LATERAL plpgsql_check_function_tb(
+                   p.oid, CASE p.oid WHEN 'pgfeed._tier_trigger()'::regprocedure THEN 'like_count'::regclass
+                                     WHEN 'pgfeed._content_trigger()'::regprocedure THEN 'content'::regclass
+                                     WHEN 'pgfeed._interaction_trigger()'::regprocedure THEN 'content'::regclass
+                                     ELSE 0 END,
+                   fatal_errors => false,
+                   oldtable => CASE WHEN p.prorettype = 'trigger'::regtype THEN 'pgfeed_old' END,
+                   newtable => CASE WHEN p.prorettype = 'trigger'::regtype THEN 'pgfeed_new' END) AS c
+             WHERE p.pronamespace = 'pgfeed'::regnamespace
+               -- the SQL contract names feed()'s parameter "limit" (quoted, as every call may)
+               AND c.message <> 'name of parameter "limit" is reserved keyword'
+        """).fetchall()
+    assert found == []

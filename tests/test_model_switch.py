@@ -5,9 +5,9 @@ a new one, and then both the items and the profiles move over at once."""
 import numpy as np
 import psycopg
 import pytest
-from conftest import HASHING, feed_id
 from test_feed import compare, feed_in_one_transaction, populate, populate_large, reference_feed
 
+from conftest import HASHING, feed_id
 from pgfeed.encoders.hashing import HashingEncoder
 
 SMALL = "pgfeed_test_encoders:SmallHashingEncoder"
@@ -60,7 +60,7 @@ def test_a_model_switch_keeps_the_feed_serving(dsn, conn):
     assert set(vectors) == set(current)
     ids = sorted(current)
     want = small_encoder().encode([current[i] for i in ids])
-    for item_id, expected in zip(ids, want):
+    for item_id, expected in zip(ids, want, strict=True):
         vector, model = vectors[item_id]
         assert model == f"{SMALL}/64"
         assert vector @ expected / np.linalg.norm(vector) / np.linalg.norm(expected) == pytest.approx(1, abs=1e-5)

@@ -5,8 +5,8 @@ import threading
 
 import numpy as np
 import psycopg
-from conftest import HASHING, attach, feed_id, fresh, make_tables
 
+from conftest import HASHING, attach, feed_id, fresh, make_tables
 from pgfeed.encoders.hashing import HashingEncoder
 
 PROFILE_SIZE = 5

@@ -12,8 +12,8 @@ import time
 import numpy as np
 import psycopg
 import pytest
-from conftest import HASHING, POISON, SLOW, attach, feed_id, make_tables
 
+from conftest import HASHING, POISON, SLOW, attach, feed_id, make_tables
 from pgfeed.encoders.hashing import HashingEncoder
 
 

@@ -3,9 +3,9 @@ is tried by a role that is not a superuser, and must fail and change nothing."""
 
 import psycopg
 import pytest
-from conftest import HASHING, attach, feed_id, fresh, make_tables
 
 import pgfeed
+from conftest import HASHING, attach, feed_id, fresh, make_tables
 
 # The caller's own type whose cast to text would make its role a superuser, and
 # leaves a mark in the session when it runs at all (with whatever rights).

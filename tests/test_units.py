@@ -1,5 +1,6 @@
 """The pure-Python core, without a server."""
 
+import os
 import uuid
 
 import numpy as np
@@ -61,3 +62,10 @@ def test_version_mismatch_is_explained():
 def test_keys_come_back_typed():
     key = uuid.uuid4()
     assert parse_key("42") == 42 and parse_key("-7") == -7 and parse_key(str(key)) == key
+
+
+def test_encoder_threads_are_capped_at_the_cores():
+    cores = os.cpu_count()
+    assert server._threads(str(cores + 30)) == cores
+    assert server._threads("1") == 1
+    assert server._threads(None) is None

@@ -77,7 +77,7 @@ def status(dsn: str) -> None:
         rows = [["" if row[c] is None else str(row[c]) for c in columns] for row in pgfeed.status(conn)]
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
     for line in [columns, *rows]:
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
 
 
 @main.command()

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Union
 
 import psycopg
 
-Key = Union[int, uuid.UUID]
+Key = int | uuid.UUID
 
 
 @dataclass(frozen=True)

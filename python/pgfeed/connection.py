@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator, Union
 
 import psycopg
 
-ConnOrDsn = Union[psycopg.Connection, str]
+ConnOrDsn = psycopg.Connection | str
 
 
 @contextmanager

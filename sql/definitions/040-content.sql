@@ -106,9 +106,35 @@ BEGIN
         ALTER FUNCTION %1$s(anyarray) OWNER TO %7$I;
         COMMENT ON FUNCTION %1$s(anyarray) IS %8$L;
         CREATE OR REPLACE FUNCTION %9$s() RETURNS SETOF text
-        LANGUAGE sql STABLE SECURITY DEFINER
+        LANGUAGE plpgsql STABLE SECURITY DEFINER
         SET search_path = %2$s
-        AS $body$ SELECT r.%10$I::text FROM %11$s AS r WHERE coalesce((%12$s)::boolean, false) $body$;
+        AS $body$
+        #variable_conflict use_column
+        DECLARE
+            v_keys text[];
+            v_row record;
+            v_eligible boolean;
+        BEGIN
+            BEGIN
+                SELECT array_agg(r.%10$I::text) INTO v_keys FROM %11$s AS r WHERE coalesce((%12$s)::boolean, false);
+            EXCEPTION WHEN OTHERS THEN
+                -- the condition fails for some rows: each row alone; those it fails on count, as the failed items
+                -- they are in the item store
+                v_keys := '{}';
+                FOR v_row IN SELECT r AS whole FROM %11$s AS r LOOP
+                    BEGIN
+                        SELECT coalesce((%12$s)::boolean, false) INTO v_eligible FROM (SELECT (v_row.whole).*) AS r;
+                    EXCEPTION WHEN OTHERS THEN
+                        v_eligible := true;
+                    END;
+                    IF v_eligible THEN
+                        v_keys := v_keys || ((v_row.whole).%10$I)::text;
+                    END IF;
+                END LOOP;
+            END;
+            RETURN QUERY SELECT unnest(v_keys);
+        END
+        $body$;
         REVOKE ALL ON FUNCTION %9$s() FROM PUBLIC;
         ALTER FUNCTION %9$s() OWNER TO %7$I;
         COMMENT ON FUNCTION %9$s() IS %13$L;
@@ -419,7 +445,7 @@ DECLARE
     v_feed pgfeed.feed_config;
     v_problem text;
     v_gone text[];
-    v_rows record;
+    v_ids text[]; v_texts text[]; v_created timestamptz[]; v_eligible boolean[]; v_errors text[];
 BEGIN
     -- A bulk load may skip pgfeed on purpose; pgfeed.reembed() catches up.
     IF current_setting('pgfeed.skip_content_triggers', true) = 'on' THEN
@@ -452,9 +478,9 @@ BEGIN
             -- (transition tables are visible only here, not in the functions this one calls)
             EXECUTE format('SELECT * FROM %s(ARRAY(SELECT t::%s FROM pgfeed_new t))', pgfeed._content_reader(v_source.feed_id),
                            v_source.source)
-               INTO v_rows;
-            PERFORM pgfeed._sync_items(v_source.feed_id, v_rows.ids, v_rows.texts, v_rows.created, v_rows.eligible,
-                                       CASE v_feed.mode WHEN 'async' THEN 'queue' ELSE 'now' END, v_rows.errors);
+               INTO v_ids, v_texts, v_created, v_eligible, v_errors;
+            PERFORM pgfeed._sync_items(v_source.feed_id, v_ids, v_texts, v_created, v_eligible,
+                                       CASE v_feed.mode WHEN 'async' THEN 'queue' ELSE 'now' END, v_errors);
         END IF;
     EXCEPTION WHEN OTHERS THEN
         IF SQLSTATE IN ('40001', '40P01') THEN
@@ -597,7 +623,7 @@ BEGIN
     -- Earlier queued work on them is done; but a worker read its rows a while
     -- ago, and what was queued since (an edit it did not see) must stay: it
     -- removes only what it claimed.
-    IF v_error IS NULL AND p_embed <> 'raise' THEN
+    IF v_error IS NULL AND p_embed = 'now' THEN
         PERFORM pgfeed._dequeue(p_feed_id, v_ids);
     END IF;
     PERFORM pgfeed._refresh_profiles_of_items(p_feed_id, v_ids);

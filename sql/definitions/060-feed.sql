@@ -204,12 +204,14 @@ SET search_path FROM CURRENT
 SET hnsw.ef_search = 40
 SET hnsw.max_scan_tuples = 20000
 AS $$
+-- (its rows come from RETURN QUERY, which plpgsql_check takes for OUT variables never set)
+-- @plpgsql_check_options: extra_warnings = false
 DECLARE
     v_feed pgfeed.feed_config := pgfeed._feed(feed);
     v_store text := pgfeed._item_store(v_feed.feed_id);
     v_likes text := pgfeed._item_popularity(v_feed.feed_id);
     v_user text;
-    v_exclude text[] := '{}';
+    v_exclude text[] := '{}'::text[];
     v_profile @vector@.vector;
     v_content pgfeed.content_source;
     v_eligible text;
@@ -262,11 +264,12 @@ BEGIN
     -- freshness and tier (pgfeed._top_k names them i, s, f, t, p). Freshness
     -- from epochs, which are infinite for infinite times (an age of -infinity,
     -- counted as 0, for 'infinity'; +infinity, freshness 0, for '-infinity'),
-    -- where subtracting timestamps would fail.
+    -- where subtracting timestamps would fail; no time, no freshness.
     v_columns := $c$
         s.item_id::text AS i,
         coalesce(1 - (s.embedding OPERATOR(@vector@.<=>) $1), 0)::float8 AS s,
-        coalesce(1 / (1 + greatest(date_part('epoch', now()) - date_part('epoch', s.created_at), 0) / $2), 0) AS f,
+        CASE WHEN s.created_at IS NOT NULL
+             THEN 1 / (1 + greatest(date_part('epoch', now()) - date_part('epoch', s.created_at), 0) / $2) ELSE 0 END AS f,
         s.tier::integer AS t
         $c$;
     IF v_profile IS NOT NULL AND v_feed.weight_similarity > 0 THEN
