@@ -16,9 +16,11 @@ import functools
 import importlib.util
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -374,14 +376,100 @@ def bench_profile(dsn: str, results: dict) -> None:
                 (time.perf_counter() - started) * 1e3
 
 
+# ---------------------------------------------------------------- likes from concurrent transactions
+def run_clients(dsn: str, isolation: str, seconds: float, clients: int, transaction) -> dict:
+    """`clients` sessions running `transaction(session, rng)` for `seconds`; counts what ended how."""
+    counts = {"committed": 0, "deadlocks": 0, "serialization_failures": 0}
+    lock = threading.Lock()
+
+    def client(seed: int) -> None:
+        rng = random.Random(seed)
+        with psycopg.connect(dsn) as session:
+            session.execute(f"SET default_transaction_isolation = '{isolation}'")
+            session.commit()
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                try:
+                    transaction(session, rng)
+                    session.commit()
+                    outcome = "committed"
+                except psycopg.errors.DeadlockDetected:
+                    outcome = "deadlocks"
+                except psycopg.errors.SerializationFailure:
+                    outcome = "serialization_failures"
+                if outcome != "committed":
+                    session.rollback()
+                with lock:
+                    counts[outcome] += 1
+
+    threads = [threading.Thread(target=client, args=(seed,)) for seed in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return counts
+
+
+def bench_contention(dsn: str, results: dict, seconds: float, clients: int = 8) -> None:
+    """The same like workloads on a like table pgfeed follows and on a plain twin, side by side: deadlocks of
+    multi-statement READ COMMITTED transactions on overlapping users and items; failures to serialize under
+    REPEATABLE READ and SERIALIZABLE of likes each in its own transaction (10,000 users, Zipf item popularity)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        name = fresh_feed(conn, "contention", HASHING)
+        conn.execute(f"INSERT INTO bench.{name} (body) SELECT 'post ' || g || ' about topic ' || (g % 50) "
+                     "FROM generate_series(1, 5000) g")
+        conn.execute(f"CREATE TABLE bench.{name}_plain (LIKE bench.{name}_like INCLUDING DEFAULTS)")
+    zipf = np.random.default_rng(3).zipf(1.3, 200_000) % 5000 + 1
+
+    def overlapping(table):
+        def transaction(session, rng):
+            for _ in range(rng.randint(2, 4)):  # likes and unlikes of 50 users and 100 items, in any order
+                user, item = rng.randint(1, 50), rng.randint(1, 100)
+                if rng.random() < 0.3:
+                    session.execute(f"DELETE FROM bench.{table} WHERE ctid = (SELECT ctid FROM bench.{table} "
+                                    "WHERE user_id = %s AND item_id = %s LIMIT 1)", [user, item])
+                else:
+                    session.execute(f"INSERT INTO bench.{table} (user_id, item_id) VALUES (%s, %s)", [user, item])
+        return transaction
+
+    def realistic(table):
+        def transaction(session, rng):
+            session.execute(f"INSERT INTO bench.{table} (user_id, item_id) VALUES (%s, %s)",
+                            [rng.randint(1, 10_000), int(zipf[rng.randrange(len(zipf))])])
+        return transaction
+
+    for isolation, workload in (("read committed", overlapping), ("repeatable read", realistic),
+                                ("serializable", realistic)):
+        for table, label in ((f"{name}_like", "pgfeed"), (f"{name}_plain", "plain")):
+            counts = run_clients(dsn, isolation, seconds, clients, workload(table))
+            key = f"contention.{isolation.replace(' ', '_')}.{label}"
+            for outcome, count in counts.items():
+                results[f"{key}.{outcome}"] = count
+            results[f"{key}.failure_rate"] = (counts["deadlocks"] + counts["serialization_failures"]) / max(
+                1, sum(counts.values()))
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        started = time.perf_counter()
+        while conn.execute("SELECT * FROM pgfeed.work(%s)", [name]).fetchall():
+            pass
+        results["contention.worker_catch_up_s"] = time.perf_counter() - started
+        fid = feed_id(conn, name)
+        exact = conn.execute(f"""
+            SELECT (SELECT count(*) FROM bench.{name}_like) = (SELECT count(*) FROM pgfeed.interaction_log_{fid})
+               AND NOT EXISTS (SELECT item_id, count(*) FROM bench.{name}_like GROUP BY item_id
+                               EXCEPT SELECT item_id, popularity FROM pgfeed.item_popularity_{fid} WHERE popularity > 0)
+            """).fetchone()[0]
+        results["contention.log_and_counts_match_the_table"] = exact
+
+
 @click.command()
 @click.option("--dsn", required=True)
 @click.option("--items", default="100000,1000000", show_default=True, help="item counts for the feed benchmark")
 @click.option("--real-items", default=10000, show_default=True,
               help="texts embedded by the real model for the feed benchmark (0: none)")
 @click.option("--texts", "n_texts", default=5000, show_default=True, help="texts for the ingest benchmark")
-@click.option("--only", default="ingest,latency,quality,feed,profile", show_default=True)
-def main(dsn: str, items: str, real_items: int, n_texts: int, only: str) -> None:
+@click.option("--only", default="ingest,latency,quality,feed,profile,contention", show_default=True)
+@click.option("--seconds", default=20.0, show_default=True, help="how long each contention workload runs")
+def main(dsn: str, items: str, real_items: int, n_texts: int, only: str, seconds: float) -> None:
     parts = set(only.split(","))
     results: dict = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "cpus": os.cpu_count()}
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -397,6 +485,8 @@ def main(dsn: str, items: str, real_items: int, n_texts: int, only: str) -> None
         bench_quality(dsn, results)
     if "profile" in parts:
         bench_profile(dsn, results)
+    if "contention" in parts:
+        bench_contention(dsn, results, seconds)
     if "feed" in parts:
         if real_items:
             bench_feed(dsn, real_items, results, real=True)

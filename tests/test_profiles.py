@@ -137,7 +137,10 @@ def test_concurrent_likes_of_one_user_both_count(conn, dsn):
 
         worker = threading.Thread(target=like_in_second)
         worker.start()
-        assert not done.wait(0.5)  # waits for the first transaction's refresh
+        assert done.wait(10)  # without waiting for the first transaction: the profile is marked instead
         first.commit()
         worker.join(10)
+    assert conn.execute(f"SELECT count(*) FROM pgfeed.profile_dirty_{feed_id(conn, feed)}").fetchone()[0] == 1
+    while conn.execute("SELECT * FROM pgfeed.work(%s)", [feed]).fetchall():  # a worker refreshes it
+        pass
     assert_profile(conn, post, like, feed, 8)

@@ -123,6 +123,20 @@ SET search_path FROM CURRENT
 AS $$ SELECT 'pgfeed.interaction_log_' || p_feed_id $$;
 COMMENT ON FUNCTION pgfeed._interaction_log(integer) IS 'name of a feed''s log of interactions, mirrored from the attached tables';
 
+CREATE OR REPLACE FUNCTION pgfeed._popularity_delta(p_feed_id integer) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path FROM CURRENT
+AS $$ SELECT 'pgfeed.popularity_delta_' || p_feed_id $$;
+COMMENT ON FUNCTION pgfeed._popularity_delta(integer) IS
+    'name of a feed''s like-count changes not yet folded into its like counts (pgfeed._fold_popularity)';
+
+CREATE OR REPLACE FUNCTION pgfeed._profile_dirty(p_feed_id integer) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path FROM CURRENT
+AS $$ SELECT 'pgfeed.profile_dirty_' || p_feed_id $$;
+COMMENT ON FUNCTION pgfeed._profile_dirty(integer) IS
+    'name of a feed''s users whose profile a concurrent transaction kept from being refreshed';
+
 CREATE OR REPLACE FUNCTION pgfeed._profile(p_feed_id integer) RETURNS text
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 SET search_path FROM CURRENT

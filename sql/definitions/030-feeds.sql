@@ -159,9 +159,10 @@ BEGIN
             PERFORM pgfeed._drop_triggers(v_content.source, pgfeed._content_trigger_prefix(v_feed.feed_id));
             PERFORM pgfeed._drop_content_reader(v_feed.feed_id);
         END IF;
-        EXECUTE format('DROP TABLE IF EXISTS %s, %s, %s, %s', pgfeed._item_store(v_feed.feed_id),
+        EXECUTE format('DROP TABLE IF EXISTS %s, %s, %s, %s, %s, %s', pgfeed._item_store(v_feed.feed_id),
                        pgfeed._item_popularity(v_feed.feed_id), pgfeed._interaction_log(v_feed.feed_id),
-                       pgfeed._profile(v_feed.feed_id));
+                       pgfeed._profile(v_feed.feed_id), pgfeed._popularity_delta(v_feed.feed_id),
+                       pgfeed._profile_dirty(v_feed.feed_id));
         PERFORM pgfeed._drop_next_item_store(v_feed.feed_id);
         DELETE FROM pgfeed.interaction_source WHERE feed_id = v_feed.feed_id;
         DELETE FROM pgfeed.content_source WHERE feed_id = v_feed.feed_id;

@@ -83,6 +83,15 @@ BEGIN
         RETURN NEXT;
         RETURN;
     END LOOP;
+    -- Like counts and profiles that writers left to be done without waiting.
+    FOR v_feed IN SELECT c.* FROM pgfeed.feed_config c
+                   WHERE c.user_type IS NOT NULL AND (work.feed IS NULL OR c.name = work.feed) ORDER BY c.feed_id LOOP
+        claimed := pgfeed._catch_up_likes(v_feed.feed_id, batch);
+        CONTINUE WHEN claimed = 0;
+        feed_name := v_feed.name; embedded := 0; failed := 0;
+        RETURN NEXT;
+        RETURN;
+    END LOOP;
     -- the feed with the oldest ready work first
     FOR v_feed IN
         SELECT c.* FROM pgfeed.feed_config c

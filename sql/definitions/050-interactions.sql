@@ -95,9 +95,23 @@ BEGIN
                 updated_at timestamptz NOT NULL
             );
             COMMENT ON TABLE %2$s IS %7$L;
+            CREATE TABLE %8$s (
+                seq     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                item_id %4$s NOT NULL,
+                delta   bigint NOT NULL
+            );
+            CREATE INDEX ON %8$s (item_id);
+            COMMENT ON TABLE %8$s IS 'pgfeed like-count changes not folded yet';
+            CREATE TABLE %9$s (
+                seq     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                user_id %3$s NOT NULL
+            );
+            CREATE INDEX ON %9$s (user_id);
+            COMMENT ON TABLE %9$s IS 'pgfeed users whose profile is to be refreshed again';
             $ddl$, pgfeed._interaction_log(v_feed.feed_id), pgfeed._profile(v_feed.feed_id),
             v_user_kind, v_feed.item_type, v_feed.dimensions,
-            format('pgfeed interaction log of feed %s', feed), format('pgfeed user profiles of feed %s', feed));
+            format('pgfeed interaction log of feed %s', feed), format('pgfeed user profiles of feed %s', feed),
+            pgfeed._popularity_delta(v_feed.feed_id), pgfeed._profile_dirty(v_feed.feed_id));
         UPDATE pgfeed.feed_config SET user_type = v_user_kind WHERE feed_id = v_feed.feed_id;
     ELSIF v_feed.user_type <> v_user_kind THEN
         RAISE EXCEPTION 'column %.% holds % keys but the users of feed "%" have % keys', source, quote_ident(user_column),
@@ -197,6 +211,9 @@ COMMENT ON FUNCTION pgfeed._interaction_trigger() IS
     'statement-level trigger on an interaction table: mirrors the change, updates popularity and profiles; never '
     'fails the writer''s statement for pgfeed''s sake';
 
+-- Nothing below waits on a lock another transaction holds (issue 13): a like
+-- commits as soon as the user's own statement would, under any isolation
+-- level, and two transactions never deadlock over pgfeed's rows.
 CREATE OR REPLACE FUNCTION pgfeed._apply_interactions(
     p_source_id integer,
     p_old_users text[], p_old_items text[], p_old_created timestamptz[],
@@ -209,11 +226,16 @@ DECLARE
     v_source pgfeed.interaction_source;
     v_feed pgfeed.feed_config;
     v_users text[];
+    v_items text[];
 BEGIN
     SELECT * INTO STRICT v_source FROM pgfeed.interaction_source WHERE source_id = p_source_id;
     SELECT * INTO STRICT v_feed FROM pgfeed.feed_config WHERE feed_id = v_source.feed_id;
     -- A removed row takes out one matching log entry (the newest): duplicate
     -- likes in the user's table stay counted as many times as they remain.
+    -- An entry another transaction is taking out is skipped, not waited for:
+    -- two transactions that each delete one of two equal likes take out one
+    -- entry each (waiting, the second would find the first's entry gone and
+    -- take out none, leaving a like the table no longer has).
     EXECUTE format($q$
         WITH gone AS (
             SELECT u::%3$s AS user_id, i::%4$s AS item_id, c AS created_at, count(*) AS n
@@ -226,7 +248,8 @@ BEGIN
                     SELECT l.seq FROM %2$s l
                      WHERE l.user_id = g.user_id AND l.item_id = g.item_id AND l.source_id = $7
                        AND l.created_at IS NOT DISTINCT FROM g.created_at
-                     ORDER BY l.seq DESC LIMIT g.n) AS v)
+                     ORDER BY l.seq DESC LIMIT g.n
+                       FOR UPDATE SKIP LOCKED) AS v)
             RETURNING user_id, item_id, weight
         ), added AS (
             INSERT INTO %2$s (source_id, user_id, item_id, weight, created_at)
@@ -235,26 +258,71 @@ BEGIN
              WHERE u IS NOT NULL AND i IS NOT NULL
             RETURNING user_id, item_id, weight
         ), counted AS (
-            INSERT INTO %1$s AS p (item_id, popularity)
+            -- appended, never updated in place: no row for two likers to fight over
+            INSERT INTO %1$s (item_id, delta)
             SELECT item_id, sum(delta)
               FROM (SELECT item_id, -1 AS delta FROM removed WHERE weight > 0
                     UNION ALL
                     SELECT item_id, 1 FROM added WHERE weight > 0) AS z
              GROUP BY item_id HAVING sum(delta) <> 0
-            ON CONFLICT (item_id) DO UPDATE SET popularity = p.popularity + EXCLUDED.popularity
+            RETURNING item_id
         )
-        SELECT array_agg(DISTINCT user_id::text)
-          FROM (SELECT user_id FROM removed UNION ALL SELECT user_id FROM added) AS t
-        $q$, pgfeed._item_popularity(v_feed.feed_id), pgfeed._interaction_log(v_feed.feed_id),
+        SELECT (SELECT array_agg(DISTINCT user_id::text)
+                  FROM (SELECT user_id FROM removed UNION ALL SELECT user_id FROM added) AS t),
+               (SELECT array_agg(item_id::text) FROM counted)
+        $q$, pgfeed._popularity_delta(v_feed.feed_id), pgfeed._interaction_log(v_feed.feed_id),
         v_feed.user_type, v_feed.item_type)
-       INTO v_users
+       INTO v_users, v_items
        USING p_old_users, p_old_items, p_old_created, p_new_users, p_new_items, p_new_created,
              p_source_id, v_source.weight;
+    PERFORM pgfeed._fold_popularity(v_feed.feed_id, v_items);
     PERFORM pgfeed._refresh_profiles(v_feed.feed_id, v_users);
 END
 $$;
 COMMENT ON FUNCTION pgfeed._apply_interactions(integer, text[], text[], timestamptz[], text[], text[], timestamptz[]) IS
-    'applies removed and added interaction rows to the log, popularity counters and profiles';
+    'applies removed and added interaction rows to the log, like counts and profiles, waiting on no other transaction';
+
+CREATE OR REPLACE FUNCTION pgfeed._fold_popularity(p_feed_id integer, p_items text[] DEFAULT NULL) RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_item_type regtype := (SELECT item_type FROM pgfeed.feed_config WHERE feed_id = p_feed_id);
+    v_folded bigint;
+BEGIN
+    -- Adds the appended like-count changes of some items (NULL: of all) to
+    -- their counts, each count locked without waiting: a count another
+    -- transaction holds is folded later, by it, the next like or a worker.
+    -- Only under READ COMMITTED: a REPEATABLE READ or SERIALIZABLE writer
+    -- would fail to serialize on a count folded since its snapshot, so there
+    -- the changes wait for the next READ COMMITTED like or a worker.
+    IF current_setting('transaction_isolation') <> 'read committed' OR cardinality(p_items) = 0 THEN
+        RETURN 0;
+    END IF;
+    -- (every item the feed ranks has a count row: one is made when it enters the item store)
+    EXECUTE format($q$
+        WITH locked AS (
+            SELECT p.item_id FROM %1$s p
+             WHERE p.item_id IN (SELECT d.item_id FROM %2$s d WHERE $1 IS NULL OR d.item_id = ANY ($1::%3$s[]))
+             ORDER BY p.item_id
+               FOR UPDATE SKIP LOCKED
+        ), taken AS (
+            DELETE FROM %2$s d USING locked l WHERE d.item_id = l.item_id RETURNING d.item_id, d.delta
+        ), folded AS (
+            UPDATE %1$s p SET popularity = p.popularity + t.delta
+              FROM (SELECT item_id, sum(delta) AS delta FROM taken GROUP BY item_id) AS t
+             WHERE p.item_id = t.item_id
+            RETURNING 1
+        )
+        SELECT count(*) FROM folded
+        $q$, pgfeed._item_popularity(p_feed_id), pgfeed._popularity_delta(p_feed_id), v_item_type)
+       INTO v_folded USING p_items;
+    RETURN v_folded;
+END
+$$;
+COMMENT ON FUNCTION pgfeed._fold_popularity(integer, text[]) IS
+    'folds appended like-count changes into the like counts, skipping counts other transactions hold; returns how '
+    'many counts changed';
 
 CREATE OR REPLACE FUNCTION pgfeed._forget_source(p_source_id integer) RETURNS void
 LANGUAGE plpgsql VOLATILE
@@ -263,18 +331,20 @@ AS $$
 DECLARE
     v_feed_id integer := (SELECT feed_id FROM pgfeed.interaction_source WHERE source_id = p_source_id);
     v_users text[];
+    v_items text[];
 BEGIN
     EXECUTE format($q$
         WITH removed AS (
             DELETE FROM %2$s WHERE source_id = $1 RETURNING user_id, item_id, weight
         ), counted AS (
-            UPDATE %1$s p SET popularity = p.popularity - d.n
-              FROM (SELECT item_id, count(*) AS n FROM removed WHERE weight > 0 GROUP BY item_id) AS d
-             WHERE p.item_id = d.item_id
+            INSERT INTO %1$s (item_id, delta)
+            SELECT item_id, -count(*) FROM removed WHERE weight > 0 GROUP BY item_id
+            RETURNING item_id
         )
-        SELECT array_agg(DISTINCT user_id::text) FROM removed
-        $q$, pgfeed._item_popularity(v_feed_id), pgfeed._interaction_log(v_feed_id))
-       INTO v_users USING p_source_id;
+        SELECT (SELECT array_agg(DISTINCT user_id::text) FROM removed), (SELECT array_agg(item_id::text) FROM counted)
+        $q$, pgfeed._popularity_delta(v_feed_id), pgfeed._interaction_log(v_feed_id))
+       INTO v_users, v_items USING p_source_id;
+    PERFORM pgfeed._fold_popularity(v_feed_id, v_items);
     PERFORM pgfeed._refresh_profiles(v_feed_id, v_users);
 END
 $$;
@@ -287,16 +357,28 @@ SET search_path FROM CURRENT
 AS $$
 DECLARE
     v_feed pgfeed.feed_config;
+    v_users text[];
+    v_busy text[];
 BEGIN
     IF cardinality(p_users) IS DISTINCT FROM 0 AND p_users IS NOT NULL THEN
         SELECT * INTO STRICT v_feed FROM pgfeed.feed_config WHERE feed_id = p_feed_id;
-        -- Serialize refreshes of a user: the next statement's snapshot then
-        -- includes the likes of a concurrent transaction that refreshed first.
-        PERFORM pg_advisory_xact_lock(p_feed_id, hashtext(u))
-           FROM (SELECT DISTINCT u FROM unnest(p_users) AS u ORDER BY u) AS s;
+        -- One transaction at a time refreshes a user's profile, so that the
+        -- later one's next statement sees the likes of the one that refreshed
+        -- first. A user another transaction holds is not waited for (two
+        -- transactions would deadlock, or fail to serialize): it is marked, and
+        -- refreshed by the next like of that user or by a worker.
+        SELECT array_agg(u) FILTER (WHERE locked), array_agg(u) FILTER (WHERE NOT locked) INTO v_users, v_busy
+          FROM (SELECT u, pg_try_advisory_xact_lock(p_feed_id, hashtext(u)) AS locked
+                  FROM (SELECT DISTINCT u FROM unnest(p_users) AS u) AS d) AS l;
         EXECUTE format($q$
-            WITH affected AS (
+            WITH marked AS (
+                INSERT INTO %5$s (user_id) SELECT u::%4$s FROM unnest($4::text[]) AS u
+            ), affected AS (
                 SELECT DISTINCT u::%4$s AS user_id FROM unnest($1::text[]) AS u
+            ), unmarked AS (
+                -- what this refresh sees, it includes (marks other transactions hold are left to them)
+                DELETE FROM %5$s WHERE seq IN (
+                    SELECT m.seq FROM %5$s m JOIN affected a ON a.user_id = m.user_id FOR UPDATE SKIP LOCKED)
             ), latest AS (
                 SELECT a.user_id, pgfeed._scale(r.embedding, r.weight) AS embedding
                   FROM affected a CROSS JOIN LATERAL (
@@ -321,13 +403,36 @@ BEGIN
                SET embedding = EXCLUDED.embedding, items = EXCLUDED.items,
                    model = EXCLUDED.model, updated_at = EXCLUDED.updated_at
             $q$, pgfeed._item_store(p_feed_id), pgfeed._interaction_log(p_feed_id), pgfeed._profile(p_feed_id),
-            v_feed.user_type)
-           USING p_users, v_feed.profile_size, pgfeed._model_label(v_feed.model, v_feed.dimensions);
+            v_feed.user_type, pgfeed._profile_dirty(p_feed_id))
+           USING v_users, v_feed.profile_size, pgfeed._model_label(v_feed.model, v_feed.dimensions), v_busy;
     END IF;
 END
 $$;
 COMMENT ON FUNCTION pgfeed._refresh_profiles(integer, text[]) IS
-    'recomputes the profiles of the given users from their last profile_size interactions';
+    'recomputes the profiles of the given users from their last profile_size interactions; users another '
+    'transaction is refreshing are marked for later instead of waited for';
+
+CREATE OR REPLACE FUNCTION pgfeed._catch_up_likes(p_feed_id integer, p_limit integer) RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_users text[];
+BEGIN
+    -- What writers left for later: like-count changes, and profiles marked
+    -- while another transaction held them. Returns how many of each it took.
+    IF (SELECT user_type FROM pgfeed.feed_config WHERE feed_id = p_feed_id) IS NULL THEN
+        RETURN 0;
+    END IF;
+    EXECUTE format('SELECT array_agg(DISTINCT user_id::text) FROM (SELECT user_id FROM %s ORDER BY seq LIMIT %s) AS m',
+                   pgfeed._profile_dirty(p_feed_id), p_limit)
+       INTO v_users;
+    PERFORM pgfeed._refresh_profiles(p_feed_id, v_users);
+    RETURN pgfeed._fold_popularity(p_feed_id) + coalesce(cardinality(v_users), 0);
+END
+$$;
+COMMENT ON FUNCTION pgfeed._catch_up_likes(integer, integer) IS
+    'folds a feed''s pending like-count changes and refreshes (up to p_limit) marked profiles; returns how many';
 
 CREATE OR REPLACE FUNCTION pgfeed._refresh_profiles_of_items(p_feed_id integer, p_item_ids text[]) RETURNS void
 LANGUAGE plpgsql VOLATILE

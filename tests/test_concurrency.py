@@ -1,0 +1,117 @@
+"""Likes from concurrent transactions (issue 13, deliverable 6): the interaction
+log mirrors the like table under any interleaving, a like never waits on
+another transaction's pgfeed bookkeeping, and once workers have folded what
+writers left, like counts and profiles equal a numpy recomputation from the
+user's own tables."""
+
+import random
+import threading
+import time
+
+import psycopg
+import pytest
+
+from conftest import HASHING, feed_id, fresh, make_tables
+from test_profiles import assert_profile
+
+PROFILE_SIZE = 5  # as test_profiles' reference
+
+
+def like_feed(conn, time_column=True):
+    post, like = make_tables(conn)
+    feed = fresh("feed")
+    conn.execute("SELECT pgfeed.create_feed(%s, model => %s, profile_size => %s)", [feed, HASHING, PROFILE_SIZE])
+    conn.execute(f"SELECT pgfeed.attach_content(%s, '{post}', 'id', $$title || ' ' || body$$, 'created_at', "
+                 "condition => $$status = 'published'$$)", [feed])
+    conn.execute(f"SELECT pgfeed.attach_interactions(%s, '{like}', 'user_id', 'post_id', created_at_column => %s)",
+                 [feed, "created_at" if time_column else None])
+    conn.execute(f"""INSERT INTO {post} (title, body) SELECT 'post ' || g, (ARRAY['cats purr', 'dogs bark', 'stocks fall',
+                     'rain falls'])[g % 4 + 1] || ' ' || g FROM generate_series(1, 40) g""")
+    return post, like, feed
+
+
+def drain(conn, feed):
+    while conn.execute("SELECT * FROM pgfeed.work(%s)", [feed]).fetchall():
+        pass
+
+
+def assert_mirrored(conn, post, like, feed):
+    """Log = table (as multisets of (user, item)), counts = the table's, profiles = numpy's."""
+    fid = feed_id(conn, feed)
+    table = sorted(conn.execute(f"SELECT user_id, post_id FROM {like}").fetchall())
+    log = sorted(conn.execute(f"SELECT user_id, item_id FROM pgfeed.interaction_log_{fid}").fetchall())
+    assert log == table
+    expected = dict(conn.execute(f"SELECT post_id, count(*) FROM {like} GROUP BY post_id").fetchall())
+    counts = dict(conn.execute(f"SELECT item_id, popularity FROM pgfeed.item_popularity_{fid} WHERE popularity <> 0"))
+    assert counts == expected
+    for (user,) in conn.execute(f"SELECT DISTINCT user_id FROM {like}").fetchall():
+        assert_profile(conn, post, like, feed, user)
+
+
+@pytest.mark.parametrize("time_column", [True, False], ids=["equal times", "no time column"])
+def test_two_transactions_each_removing_one_of_two_equal_likes_leave_no_ghost(conn, dsn, time_column):
+    post, like, feed = like_feed(conn, time_column)
+    conn.execute(f"ALTER TABLE {like} ALTER created_at SET DEFAULT '2026-01-01'")  # equal times
+    conn.execute(f"INSERT INTO {like} (user_id, post_id) VALUES (1, 5), (1, 5)")
+    first_row, second_row = [r[0] for r in conn.execute(f"SELECT ctid::text FROM {like}")]
+    with psycopg.connect(dsn) as first, psycopg.connect(dsn) as second:
+        first.execute(f"DELETE FROM {like} WHERE ctid = %s::tid", [first_row])  # left open
+        deleted = threading.Event()
+
+        def delete_the_other():
+            second.execute(f"DELETE FROM {like} WHERE ctid = %s::tid", [second_row])
+            deleted.set()
+
+        thread = threading.Thread(target=delete_the_other)
+        thread.start()
+        waited = not deleted.wait(5)
+        first.commit()
+        thread.join(10)
+        second.commit()
+    drain(conn, feed)
+    assert not waited  # pgfeed made the second transaction wait for the first (0.2.0 did)
+    assert conn.execute(f"SELECT count(*) FROM pgfeed.interaction_log_{feed_id(conn, feed)}").fetchone()[0] == 0
+    assert_mirrored(conn, post, like, feed)
+
+
+@pytest.mark.parametrize("isolation", ["READ COMMITTED", "REPEATABLE READ"])
+def test_overlapping_like_transactions_never_deadlock_and_end_exact(conn, dsn, isolation):
+    """8 clients for a few seconds: transactions of several likes and unlikes of overlapping users and items
+    (duplicates too), in both orders. No deadlock; under REPEATABLE READ failures to serialize are retried."""
+    post, like, feed = like_feed(conn)
+    items = [r[0] for r in conn.execute(f"SELECT id FROM {post}")]
+    deadlocks, retried, committed = [], [], []
+
+    def client(seed):
+        rng = random.Random(seed)
+        with psycopg.connect(dsn) as session:
+            session.execute(f"SET default_transaction_isolation = '{isolation.lower()}'")
+            session.commit()
+            deadline = time.monotonic() + 3
+            while time.monotonic() < deadline:
+                steps = [(rng.randint(1, 6), rng.choice(items[:8]), rng.random() < 0.3) for _ in range(rng.randint(1, 4))]
+                try:
+                    for user, item, unlike in steps:
+                        if unlike:
+                            session.execute(f"DELETE FROM {like} WHERE ctid = (SELECT ctid FROM {like} "
+                                            "WHERE user_id = %s AND post_id = %s LIMIT 1)", [user, item])
+                        else:
+                            session.execute(f"INSERT INTO {like} (user_id, post_id) VALUES (%s, %s)", [user, item])
+                    session.commit()
+                    committed.append(1)
+                except psycopg.errors.DeadlockDetected:
+                    session.rollback()
+                    deadlocks.append(1)
+                except psycopg.errors.SerializationFailure:
+                    session.rollback()
+                    retried.append(1)
+
+    threads = [threading.Thread(target=client, args=(seed,)) for seed in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert deadlocks == []
+    assert len(committed) > 50
+    drain(conn, feed)
+    assert_mirrored(conn, post, like, feed)
