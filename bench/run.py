@@ -379,8 +379,9 @@ def bench_profile(dsn: str, results: dict) -> None:
 # ---------------------------------------------------------------- likes from concurrent transactions
 def run_clients(dsn: str, isolation: str, seconds: float, clients: int, transaction) -> dict:
     """`clients` sessions running `transaction(session, rng)` for `seconds`; counts what ended how."""
-    counts = {"committed": 0, "deadlocks": 0, "serialization_failures": 0}
+    counts = {"committed": 0, "deadlocks": 0, "serialization_failures": 0, "other_errors": 0}
     lock = threading.Lock()
+    seen: set[str] = set()
 
     def client(seed: int) -> None:
         rng = random.Random(seed)
@@ -397,6 +398,12 @@ def run_clients(dsn: str, isolation: str, seconds: float, clients: int, transact
                     outcome = "deadlocks"
                 except psycopg.errors.SerializationFailure:
                     outcome = "serialization_failures"
+                except psycopg.Error as exc:  # counted, and the first of each kind shown
+                    outcome = "other_errors"
+                    with lock:
+                        if str(exc) not in seen:
+                            seen.add(str(exc))
+                            click.echo(f"{isolation}: {exc}", err=True)
                 if outcome != "committed":
                     session.rollback()
                 with lock:
@@ -445,8 +452,7 @@ def bench_contention(dsn: str, results: dict, seconds: float, clients: int = 8) 
             key = f"contention.{isolation.replace(' ', '_')}.{label}"
             for outcome, count in counts.items():
                 results[f"{key}.{outcome}"] = count
-            results[f"{key}.failure_rate"] = (counts["deadlocks"] + counts["serialization_failures"]) / max(
-                1, sum(counts.values()))
+            results[f"{key}.failure_rate"] = (sum(counts.values()) - counts["committed"]) / max(1, sum(counts.values()))
     with psycopg.connect(dsn, autocommit=True) as conn:
         started = time.perf_counter()
         while conn.execute("SELECT * FROM pgfeed.work(%s)", [name]).fetchall():

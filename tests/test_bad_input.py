@@ -119,3 +119,30 @@ def test_conditions_with_or_are_counted_as_one_condition(conn):
                  "('c', 'published', 0)")
     assert conn.execute("SELECT items, embedded, pending FROM pgfeed.status() WHERE feed = %s", [feed]).fetchone() \
         == (2, 2, 0)
+
+
+def test_rows_written_to_partitions_are_followed_including_partitions_made_later(conn):
+    post, like = fresh("post"), fresh("post_like")
+    conn.execute(f"""CREATE TABLE {post} (id int PRIMARY KEY, title text, created_at timestamptz DEFAULT now())
+                         PARTITION BY RANGE (id);
+                     CREATE TABLE {post}_1 PARTITION OF {post} FOR VALUES FROM (0) TO (100);
+                     CREATE TABLE {like} (user_id int, post_id int) PARTITION BY RANGE (user_id);
+                     CREATE TABLE {like}_0 PARTITION OF {like} FOR VALUES FROM (0) TO (100)""")
+    feed = fresh("feed")
+    conn.execute("SELECT pgfeed.create_feed(%s, model => %s)", [feed, HASHING])
+    conn.execute("SELECT pgfeed.attach_content(%s, %s, 'id', 'title', 'created_at')", [feed, post])
+    conn.execute("SELECT pgfeed.attach_interactions(%s, %s, 'user_id', 'post_id')", [feed, like])
+    # a partition made later, its columns in another order (attached, not created as a partition)
+    conn.execute(f"CREATE TABLE {post}_2 (created_at timestamptz DEFAULT now(), title text, id int NOT NULL)")
+    conn.execute(f"ALTER TABLE {post} ATTACH PARTITION {post}_2 FOR VALUES FROM (100) TO (200)")
+    conn.execute(f"INSERT INTO {post} (id, title) VALUES (1, 'through the table')")
+    conn.execute(f"INSERT INTO {post}_1 (id, title) VALUES (2, 'straight into a partition')")
+    conn.execute(f"INSERT INTO {post}_2 (id, title) VALUES (150, 'into the later one')")
+    conn.execute(f"INSERT INTO {like}_0 (user_id, post_id) SELECT u, 150 FROM generate_series(1, 4) u")
+    assert items(conn, feed) == {1: "embedded", 2: "embedded", 150: "embedded"}
+    assert pgfeed.feed(conn, feed, None, limit=1)[0].item_id == 150  # the most liked
+    conn.execute(f"DELETE FROM {post}_2 WHERE id = 150")
+    assert set(items(conn, feed)) == {1, 2}
+    conn.execute("SELECT pgfeed.drop_feed(%s)", [feed])
+    assert conn.execute(f"SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'pgfeed%%' AND tgrelid::regclass::text "
+                        f"LIKE '{post}%%'").fetchone()[0] == 0

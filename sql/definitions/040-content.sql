@@ -2,42 +2,101 @@
 -- one routine (_sync_items) that brings items into the item store, used by the
 -- triggers and by reembed alike.
 
+CREATE OR REPLACE FUNCTION pgfeed._table_and_partitions(p_table regclass) RETURNS SETOF regclass
+LANGUAGE sql STABLE STRICT
+SET search_path FROM CURRENT
+AS $$ SELECT p_table UNION SELECT relid FROM pg_partition_tree(p_table) $$;
+COMMENT ON FUNCTION pgfeed._table_and_partitions(regclass) IS 'a table and, if it is partitioned, each of its partitions';
+
 CREATE OR REPLACE FUNCTION pgfeed._create_triggers(p_source regclass, p_prefix text, p_function text, p_argument integer)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
 AS $$
+DECLARE
+    v_table regclass;
 BEGIN
-    -- One trigger an event: PostgreSQL allows transition tables only on single-event triggers.
-    EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS pgfeed_new '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION %s(%s)', p_prefix || '_insert', p_source, p_function, p_argument);
-    EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS pgfeed_old NEW TABLE AS pgfeed_new '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION %s(%s)', p_prefix || '_update', p_source, p_function, p_argument);
-    EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS pgfeed_old '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION %s(%s)', p_prefix || '_delete', p_source, p_function, p_argument);
-    EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %s '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION %s(%s)', p_prefix || '_truncate', p_source, p_function, p_argument);
+    -- On the table and on each of its partitions: a statement's triggers fire
+    -- for the table it names, so rows written straight into a partition are
+    -- seen by the partition's. (pgfeed._follow_partitions adds them to
+    -- partitions made later.) One trigger an event: PostgreSQL allows
+    -- transition tables only on single-event triggers.
+    FOR v_table IN SELECT t FROM pgfeed._table_and_partitions(p_source) AS t
+                    WHERE NOT EXISTS (SELECT FROM pg_trigger g WHERE g.tgrelid = t AND g.tgname = p_prefix || '_insert') LOOP
+        EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS pgfeed_new '
+                       'FOR EACH STATEMENT EXECUTE FUNCTION %s(%s)', p_prefix || '_insert', v_table, p_function, p_argument);
+        EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS pgfeed_old NEW TABLE AS pgfeed_new '
+                       'FOR EACH STATEMENT EXECUTE FUNCTION %s(%s)', p_prefix || '_update', v_table, p_function, p_argument);
+        EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS pgfeed_old '
+                       'FOR EACH STATEMENT EXECUTE FUNCTION %s(%s)', p_prefix || '_delete', v_table, p_function, p_argument);
+        EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %s '
+                       'FOR EACH STATEMENT EXECUTE FUNCTION %s(%s)', p_prefix || '_truncate', v_table, p_function, p_argument);
+    END LOOP;
 END
 $$;
 COMMENT ON FUNCTION pgfeed._create_triggers(regclass, text, text, integer) IS
-    'creates the statement-level INSERT, UPDATE, DELETE and TRUNCATE triggers pgfeed puts on a table';
+    'creates the statement-level INSERT, UPDATE, DELETE and TRUNCATE triggers pgfeed puts on a table and its partitions';
 
 CREATE OR REPLACE FUNCTION pgfeed._drop_triggers(p_source regclass, p_prefix text) RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_event text;
+    v_trigger record;
 BEGIN
-    IF NOT EXISTS (SELECT FROM pg_class WHERE oid = p_source) THEN
-        RETURN;  -- the user dropped the table, and its triggers with it
-    END IF;
-    FOREACH v_event IN ARRAY ARRAY['insert', 'update', 'delete', 'truncate'] LOOP
-        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', p_prefix || '_' || v_event, p_source);
+    -- on the table and its partitions (a partition detached since keeps them: its writes do nothing)
+    FOR v_trigger IN SELECT t.tgname, t.tgrelid::regclass AS tbl FROM pg_trigger t
+                      WHERE t.tgrelid IN (SELECT pgfeed._table_and_partitions(p_source))
+                        AND t.tgname IN (p_prefix || '_insert', p_prefix || '_update', p_prefix || '_delete',
+                                         p_prefix || '_truncate') LOOP
+        EXECUTE format('DROP TRIGGER %I ON %s', v_trigger.tgname, v_trigger.tbl);
     END LOOP;
 END
 $$;
 COMMENT ON FUNCTION pgfeed._drop_triggers(regclass, text) IS 'removes the triggers _create_triggers made';
+
+CREATE OR REPLACE FUNCTION pgfeed._attached_to(p_table oid, p_source regclass) RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$ SELECT p_table IN (SELECT pgfeed._table_and_partitions(p_source)) $$;
+COMMENT ON FUNCTION pgfeed._attached_to(oid, regclass) IS 'whether a table is an attached table or one of its partitions';
+
+-- SECURITY DEFINER: it puts pgfeed's triggers on partitions, of any owner,
+-- made after their table was attached. It reads only the catalogs, and no
+-- DDL ever fails for it.
+CREATE OR REPLACE FUNCTION pgfeed._follow_partitions() RETURNS event_trigger
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_source record;
+BEGIN
+    FOR v_source IN
+        SELECT c.source, pgfeed._content_trigger_prefix(c.feed_id) AS prefix, 'pgfeed._content_trigger' AS fn,
+               c.feed_id AS arg
+          FROM pgfeed.content_source c
+         UNION ALL
+        SELECT i.source, pgfeed._interaction_trigger_prefix(i.feed_id, i.source_id), 'pgfeed._interaction_trigger',
+               i.source_id
+          FROM pgfeed.interaction_source i
+    LOOP
+        CONTINUE WHEN (SELECT relkind FROM pg_class WHERE oid = v_source.source) IS DISTINCT FROM 'p';
+        PERFORM pgfeed._create_triggers(v_source.source, v_source.prefix, v_source.fn, v_source.arg);
+    END LOOP;
+EXCEPTION WHEN OTHERS THEN
+    RAISE WARNING 'pgfeed: could not add its triggers to new partitions: %', SQLERRM
+        USING HINT = 'rows written straight into those partitions are not followed until the feed is attached again';
+END
+$$;
+COMMENT ON FUNCTION pgfeed._follow_partitions() IS
+    'event trigger: adds pgfeed''s triggers to partitions created or attached under an attached table';
+
+DROP EVENT TRIGGER IF EXISTS pgfeed_follow_partitions;
+CREATE EVENT TRIGGER pgfeed_follow_partitions ON ddl_command_end
+    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE')
+    EXECUTE FUNCTION pgfeed._follow_partitions();
+COMMENT ON EVENT TRIGGER pgfeed_follow_partitions IS
+    'pgfeed: new partitions of attached tables get the feed''s triggers';
 
 CREATE OR REPLACE FUNCTION pgfeed._content_trigger_prefix(p_feed_id integer) RETURNS text
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
@@ -452,7 +511,8 @@ BEGIN
         RETURN NULL;
     END IF;
     -- only for the table the feed is attached to (not a trigger someone else made with this function)
-    SELECT * INTO v_source FROM pgfeed.content_source WHERE feed_id = TG_ARGV[0]::integer AND source = TG_RELID;
+    SELECT * INTO v_source FROM pgfeed.content_source
+     WHERE feed_id = TG_ARGV[0]::integer AND pgfeed._attached_to(TG_RELID, source);
     IF NOT FOUND THEN
         RETURN NULL;
     END IF;
@@ -476,15 +536,18 @@ BEGIN
         END IF;
         IF TG_OP IN ('INSERT', 'UPDATE') THEN
             -- (transition tables are visible only here, not in the functions this one calls)
+            -- (rows of the table written to, which may be a partition with columns in another order)
             EXECUTE format('SELECT * FROM %s(ARRAY(SELECT t::%s FROM pgfeed_new t))', pgfeed._content_reader(v_source.feed_id),
-                           v_source.source)
+                           TG_RELID::regclass)
                INTO v_ids, v_texts, v_created, v_eligible, v_errors;
             PERFORM pgfeed._sync_items(v_source.feed_id, v_ids, v_texts, v_created, v_eligible,
                                        CASE v_feed.mode WHEN 'async' THEN 'queue' ELSE 'now' END, v_errors);
         END IF;
     EXCEPTION WHEN OTHERS THEN
-        IF SQLSTATE IN ('40001', '40P01') THEN
-            RAISE;  -- the transaction's serialization failure or deadlock, not pgfeed's to hide
+        IF left(SQLSTATE, 2) IN ('40', '53', '57', '58', 'XX') THEN
+            -- the transaction's (serialization failures, deadlocks) or the server's (out of memory or shared
+            -- memory, shutdown, I/O, internal errors): not a fault of pgfeed's to hide
+            RAISE;
         END IF;
         PERFORM pgfeed._record_problem(v_source.feed_id, SQLERRM);
         RAISE WARNING 'pgfeed: feed "%" did not follow this % on %: %', v_feed.name, TG_OP, TG_TABLE_NAME, SQLERRM

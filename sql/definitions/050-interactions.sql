@@ -171,7 +171,8 @@ DECLARE
     v_new_users text[]; v_new_items text[]; v_new_created timestamptz[];
 BEGIN
     -- only for the table attached (not a trigger someone else made with this function)
-    SELECT * INTO v_source FROM pgfeed.interaction_source WHERE source_id = TG_ARGV[0]::integer AND source = TG_RELID;
+    SELECT * INTO v_source FROM pgfeed.interaction_source
+     WHERE source_id = TG_ARGV[0]::integer AND pgfeed._attached_to(TG_RELID, source);
     IF NOT FOUND THEN
         RETURN NULL;
     END IF;
@@ -197,8 +198,10 @@ BEGIN
         PERFORM pgfeed._apply_interactions(v_source.source_id, v_old_users, v_old_items, v_old_created,
                                            v_new_users, v_new_items, v_new_created);
     EXCEPTION WHEN OTHERS THEN
-        IF SQLSTATE IN ('40001', '40P01') THEN
-            RAISE;  -- the transaction's serialization failure or deadlock, not pgfeed's to hide
+        IF left(SQLSTATE, 2) IN ('40', '53', '57', '58', 'XX') THEN
+            -- the transaction's (serialization failures, deadlocks) or the server's (out of memory or shared
+            -- memory, shutdown, I/O, internal errors): not a fault of pgfeed's to hide
+            RAISE;
         END IF;
         PERFORM pgfeed._record_problem(v_source.feed_id, SQLERRM);
         RAISE WARNING 'pgfeed: feed "%" did not follow this % on %: %', v_feed, TG_OP, TG_TABLE_NAME, SQLERRM
@@ -303,7 +306,7 @@ BEGIN
     EXECUTE format($q$
         WITH locked AS (
             SELECT p.item_id FROM %1$s p
-             WHERE p.item_id IN (SELECT d.item_id FROM %2$s d WHERE $1 IS NULL OR d.item_id = ANY ($1::%3$s[]))
+             WHERE %4$s
              ORDER BY p.item_id
                FOR UPDATE SKIP LOCKED
         ), taken AS (
@@ -315,7 +318,9 @@ BEGIN
             RETURNING 1
         )
         SELECT count(*) FROM folded
-        $q$, pgfeed._item_popularity(p_feed_id), pgfeed._popularity_delta(p_feed_id), v_item_type)
+        $q$, pgfeed._item_popularity(p_feed_id), pgfeed._popularity_delta(p_feed_id), v_item_type,
+        CASE WHEN p_items IS NULL THEN format('p.item_id IN (SELECT d.item_id FROM %s d)', pgfeed._popularity_delta(p_feed_id))
+             ELSE format('p.item_id = ANY ($1::%s[])', v_item_type) END)
        INTO v_folded USING p_items;
     RETURN v_folded;
 END
@@ -366,14 +371,30 @@ BEGIN
         -- later one's next statement sees the likes of the one that refreshed
         -- first. A user another transaction holds is not waited for (two
         -- transactions would deadlock, or fail to serialize): it is marked, and
-        -- refreshed by the next like of that user or by a worker.
-        SELECT array_agg(u) FILTER (WHERE locked), array_agg(u) FILTER (WHERE NOT locked) INTO v_users, v_busy
-          FROM (SELECT u, pg_try_advisory_xact_lock(p_feed_id, hashtext(u)) AS locked
-                  FROM (SELECT DISTINCT u FROM unnest(p_users) AS u) AS d) AS l;
+        -- refreshed by the next like of that user or by a worker. So is every
+        -- user under REPEATABLE READ and SERIALIZABLE, where the reads of a
+        -- refresh would conflict with concurrent likes (and fill the predicate
+        -- lock table). A bulk refresh (a backfill, catching up, a model switch)
+        -- takes no lock a user: thousands would overflow the lock table.
+        IF current_setting('transaction_isolation') <> 'read committed' THEN
+            v_busy := p_users;
+        ELSIF cardinality(p_users) > 1000 THEN
+            v_users := p_users;
+        ELSE
+            SELECT array_agg(u) FILTER (WHERE locked), array_agg(u) FILTER (WHERE NOT locked) INTO v_users, v_busy
+              FROM (SELECT u, pg_try_advisory_xact_lock(p_feed_id, hashtext(u)) AS locked
+                      FROM (SELECT DISTINCT u FROM unnest(p_users) AS u) AS d) AS l;
+        END IF;
+        IF cardinality(v_busy) > 0 THEN
+            EXECUTE format('INSERT INTO %s (user_id) SELECT u::%s FROM unnest($1::text[]) AS u',
+                           pgfeed._profile_dirty(p_feed_id), v_feed.user_type)
+               USING v_busy;
+        END IF;
+        IF NOT cardinality(v_users) > 0 THEN
+            RETURN;
+        END IF;
         EXECUTE format($q$
-            WITH marked AS (
-                INSERT INTO %5$s (user_id) SELECT u::%4$s FROM unnest($4::text[]) AS u
-            ), affected AS (
+            WITH affected AS (
                 SELECT DISTINCT u::%4$s AS user_id FROM unnest($1::text[]) AS u
             ), unmarked AS (
                 -- what this refresh sees, it includes (marks other transactions hold are left to them)
@@ -404,7 +425,7 @@ BEGIN
                    model = EXCLUDED.model, updated_at = EXCLUDED.updated_at
             $q$, pgfeed._item_store(p_feed_id), pgfeed._interaction_log(p_feed_id), pgfeed._profile(p_feed_id),
             v_feed.user_type, pgfeed._profile_dirty(p_feed_id))
-           USING v_users, v_feed.profile_size, pgfeed._model_label(v_feed.model, v_feed.dimensions), v_busy;
+           USING v_users, v_feed.profile_size, pgfeed._model_label(v_feed.model, v_feed.dimensions);
     END IF;
 END
 $$;
