@@ -23,10 +23,10 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pgfeed export-model all-MiniLM-L6-v2:onnx-int8 2>&1 | tail -1
 	touch $@
 
-db: setup  ## start the project-local cluster (.pgdata/, Unix socket, port 55432)
+db: setup  ## start the project-local cluster (.pgdata/, Unix socket, port 55432 or $$PGFEED_PORT)
 	@scripts/localdb.sh start
 	@psql -q "$(shell scripts/localdb.sh dsn postgres)" -tc "SELECT 1 FROM pg_database WHERE datname = 'pgfeed'" | grep -q 1 \
-		|| createdb -h "$(CURDIR)/.pgdata" -p 55432 -U postgres pgfeed
+		|| psql -q "$(shell scripts/localdb.sh dsn postgres)" -c "CREATE DATABASE pgfeed"
 
 db-stop:  ## stop the local cluster
 	@scripts/localdb.sh stop

@@ -1,5 +1,7 @@
 """Fixtures: a fresh database on a real PostgreSQL (the project-local cluster
-unless $PGFEED_TEST_DSN names another server), pgfeed installed in it, and
+unless $PGFEED_TEST_DSN names another server), pgfeed installed in it by a
+superuser, an application role that is not one (it owns the tables the tests
+make, is granted their feeds, writes and reads as an application does), and
 helpers that make content and like tables with fresh names."""
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ FAILING = "pgfeed_test_encoders:FailingEncoder"
 SLOW = "pgfeed_test_encoders:SlowEncoder"
 POISON = "pgfeed_test_encoders:PoisonEncoder"
 TEST_DB = "pgfeed_test"
+APP_ROLE = "pgfeed_test_app"
 
 
 def server_dsn() -> str:
@@ -33,11 +36,28 @@ def server_dsn() -> str:
 def dsn() -> str:
     with psycopg.connect(server_dsn(), autocommit=True) as admin:
         admin.execute(f"DROP DATABASE IF EXISTS {TEST_DB} WITH (FORCE)")
+        admin.execute(f"DROP ROLE IF EXISTS {APP_ROLE}")  # it owned objects only in the database just dropped
+        admin.execute(f"CREATE ROLE {APP_ROLE} LOGIN")
         admin.execute(f"CREATE DATABASE {TEST_DB}")
     test_dsn = make_conninfo(server_dsn(), dbname=TEST_DB)
     # The test server may also import the encoders in tests/server.
     pgfeed.install(test_dsn, python_path=default_python_path() + os.pathsep + str(ROOT / "tests" / "server"))
+    with psycopg.connect(test_dsn, autocommit=True) as admin:
+        admin.execute(f"GRANT CREATE ON SCHEMA public TO {APP_ROLE}")
     return test_dsn
+
+
+@pytest.fixture(scope="session")
+def app_dsn(dsn) -> str:
+    return make_conninfo(dsn, user=APP_ROLE)
+
+
+@pytest.fixture
+def app(app_dsn):
+    """A connection as the application role: not a superuser, owner of the tables make_tables makes, granted
+    the feeds attach makes."""
+    with psycopg.connect(app_dsn, autocommit=True) as connection:
+        yield connection
 
 
 @pytest.fixture
@@ -69,8 +89,9 @@ def fresh(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:8]}"
 
 
-def make_tables(conn, key: str = "integer"):
-    """A post table and a like table with keys of the given type; returns their names."""
+def make_tables(conn, key: str = "integer", owner: str | None = APP_ROLE):
+    """A post table and a like table with keys of the given type, owned by the application role (or by the
+    role conn logs in as, with owner None); returns their names."""
     post, like = fresh("post"), fresh("post_like")
     default = "gen_random_uuid()" if key == "uuid" else None
     id_column = f"id uuid PRIMARY KEY DEFAULT {default}" if default else "id serial PRIMARY KEY"
@@ -81,6 +102,8 @@ def make_tables(conn, key: str = "integer"):
                              views integer NOT NULL DEFAULT 0, created_at timestamptz NOT NULL DEFAULT now());
         CREATE TABLE {like} (user_id {user_type} NOT NULL, post_id {item_type} NOT NULL,
                              created_at timestamptz NOT NULL DEFAULT clock_timestamp())""")
+    if owner:
+        conn.execute(f"ALTER TABLE {post} OWNER TO {owner}; ALTER TABLE {like} OWNER TO {owner}")
     return post, like
 
 
@@ -94,6 +117,7 @@ def attach(conn, post: str, like: str, model: str = HASHING, **feed_options) -> 
                                                  'created_at', condition => $$status = 'published'$$)""", [name])
     conn.execute(f"""SELECT pgfeed.attach_interactions(%s, '{like}'::regclass, 'user_id', 'post_id',
                                                       created_at_column => 'created_at')""", [name])
+    conn.execute("SELECT pgfeed.grant_feed(%s, %s)", [name, APP_ROLE])
     return name
 
 

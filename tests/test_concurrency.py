@@ -49,12 +49,12 @@ def assert_mirrored(conn, post, like, feed):
 
 
 @pytest.mark.parametrize("time_column", [True, False], ids=["equal times", "no time column"])
-def test_two_transactions_each_removing_one_of_two_equal_likes_leave_no_ghost(conn, dsn, time_column):
+def test_two_transactions_each_removing_one_of_two_equal_likes_leave_no_ghost(conn, app_dsn, time_column):
     post, like, feed = like_feed(conn, time_column)
     conn.execute(f"ALTER TABLE {like} ALTER created_at SET DEFAULT '2026-01-01'")  # equal times
     conn.execute(f"INSERT INTO {like} (user_id, post_id) VALUES (1, 5), (1, 5)")
     first_row, second_row = [r[0] for r in conn.execute(f"SELECT ctid::text FROM {like}")]
-    with psycopg.connect(dsn) as first, psycopg.connect(dsn) as second:
+    with psycopg.connect(app_dsn) as first, psycopg.connect(app_dsn) as second:
         first.execute(f"DELETE FROM {like} WHERE ctid = %s::tid", [first_row])  # left open
         deleted = threading.Event()
 
@@ -75,7 +75,7 @@ def test_two_transactions_each_removing_one_of_two_equal_likes_leave_no_ghost(co
 
 
 @pytest.mark.parametrize("isolation", ["READ COMMITTED", "REPEATABLE READ"])
-def test_overlapping_like_transactions_never_deadlock_and_end_exact(conn, dsn, isolation):
+def test_overlapping_like_transactions_never_deadlock_and_end_exact(conn, app_dsn, isolation):
     """8 clients for a few seconds: transactions of several likes and unlikes of overlapping users and items
     (duplicates too), in both orders. No deadlock; under REPEATABLE READ failures to serialize are retried."""
     post, like, feed = like_feed(conn)
@@ -84,7 +84,7 @@ def test_overlapping_like_transactions_never_deadlock_and_end_exact(conn, dsn, i
 
     def client(seed):
         rng = random.Random(seed)
-        with psycopg.connect(dsn) as session:
+        with psycopg.connect(app_dsn) as session:
             session.execute(f"SET default_transaction_isolation = '{isolation.lower()}'")
             session.commit()
             deadline = time.monotonic() + 3

@@ -96,16 +96,16 @@ def test_cold_start_ranks_by_freshness_and_popularity(conn, dsn):
         compare(reference_feed(conn, post, like, stranger, now), actual, 10)
 
 
-def test_exclude_and_seen(conn, dsn):
+def test_exclude_and_seen(app, conn, dsn):
     post, like, feed, users = populate(conn)
-    first = [i.item_id for i in pgfeed.feed(conn, feed, users[0], limit=5)]
+    first = [i.item_id for i in pgfeed.feed(app, feed, users[0], limit=5)]
     now, actual = feed_in_one_transaction(dsn, feed, users[0], limit=10, exclude=first[:3])
     assert not set(first[:3]) & {i.item_id for i in actual}
     compare(reference_feed(conn, post, like, users[0], now, exclude=set(first[:3])), actual, 10)
     liked = {r[0] for r in conn.execute(f"SELECT post_id FROM {like} WHERE user_id = %s", [users[0]])}
-    everything = pgfeed.feed(conn, feed, users[0], limit=100)
+    everything = pgfeed.feed(app, feed, users[0], limit=100)
     assert not liked & {i.item_id for i in everything}
-    with_seen = pgfeed.feed(conn, feed, users[0], limit=100, exclude_seen=False)
+    with_seen = pgfeed.feed(app, feed, users[0], limit=100, exclude_seen=False)
     assert liked <= {i.item_id for i in with_seen}
 
 
@@ -129,7 +129,7 @@ def test_wrong_key_type_says_what_fits(conn):
         conn.execute("SELECT * FROM pgfeed.feed(%s, 1, exclude => ARRAY['x'])", [feed])
 
 
-def test_ordinary_role_reads_feeds_and_writes_its_tables_only(conn, dsn):
+def test_ordinary_role_reads_feeds_and_writes_its_tables_only(app, conn, dsn):
     post, like, feed, _ = populate(conn)
     role = f"app_{uuid.uuid4().hex[:8]}"
     conn.execute(f"CREATE ROLE {role} LOGIN")
@@ -174,20 +174,20 @@ def test_index_driven_feed_equals_the_exact_ranking(conn, dsn, depth):
         compare(reference_feed(conn, post, like, user_id, now), actual, 15)
 
 
-def test_exclusions_never_shorten_the_feed(conn, dsn):
+def test_exclusions_never_shorten_the_feed(app, conn, dsn):
     """User 1 has seen a third of the items and excludes the best 100 others:
     every stream's first rows are filtered out, and the feed is still full."""
     post, like, feed = populate_large(conn)
     conn.execute("SELECT pgfeed.alter_feed(%s, search_depth => 1)", [feed])
-    best = [i.item_id for i in pgfeed.feed(conn, feed, 1, limit=100)]
+    best = [i.item_id for i in pgfeed.feed(app, feed, 1, limit=100)]
     now, actual = feed_in_one_transaction(dsn, feed, 1, limit=30, exclude=best)
     assert len(actual) == 30 and not set(best) & {i.item_id for i in actual}
     compare(reference_feed(conn, post, like, 1, now, exclude=set(best)), actual, 30)
     eligible = 600 - 200 - 100
-    assert len(pgfeed.feed(conn, feed, 1, limit=1000, exclude=best)) == eligible
+    assert len(pgfeed.feed(app, feed, 1, limit=1000, exclude=best)) == eligible
 
 
-def test_like_count_tiers_follow_the_likes(conn, dsn):
+def test_like_count_tiers_follow_the_likes(app, conn, dsn):
     """Each item's tier, which picks its HNSW index, is the power of ten of its
     like count (0-8, 9-98, 99 and more) as likes come and go, and the feed stays
     exact across the three tiers."""
@@ -201,13 +201,13 @@ def test_like_count_tiers_follow_the_likes(conn, dsn):
         assert stored == {i: min(2, len(str(counts.get(i, 0) + 1)) - 1) for i in stored}
         return stored
 
-    conn.execute(f"INSERT INTO {like} (user_id, post_id) SELECT u, %s FROM generate_series(1000, 1098) AS u", [item])
+    app.execute(f"INSERT INTO {like} (user_id, post_id) SELECT u, %s FROM generate_series(1000, 1098) AS u", [item])
     tiers = check_tiers()
     assert set(tiers.values()) == {0, 1, 2} and tiers[item] == 2
     for user_id in (1, 2, None):
         now, actual = feed_in_one_transaction(dsn, feed, user_id, limit=15)
         compare(reference_feed(conn, post, like, user_id, now), actual, 15)
-    conn.execute(f"DELETE FROM {like} WHERE post_id = %s AND user_id BETWEEN 1000 AND 1095", [item])
+    app.execute(f"DELETE FROM {like} WHERE post_id = %s AND user_id BETWEEN 1000 AND 1095", [item])
     assert check_tiers()[item] == 0
 
 

@@ -46,10 +46,10 @@ def assert_profile(conn, post, like, feed, user_id):
         np.testing.assert_allclose(actual, expected, atol=1e-5)
 
 
-def test_profile_is_the_normalized_mean_of_the_last_n_likes(conn):
+def test_profile_is_the_normalized_mean_of_the_last_n_likes(app, conn):
     post, like, feed = setup_feed(conn)
     for post_id in [1, 2, 3, 5, 8, 9, 11]:  # one statement each: created_at orders them
-        conn.execute(f"INSERT INTO {like} (user_id, post_id) SELECT 42, id FROM {post} ORDER BY id OFFSET %s LIMIT 1",
+        app.execute(f"INSERT INTO {like} (user_id, post_id) SELECT 42, id FROM {post} ORDER BY id OFFSET %s LIMIT 1",
                      [post_id - 1])
     assert_profile(conn, post, like, feed, 42)
     items = conn.execute(f"SELECT items FROM pgfeed.profile_{feed_id(conn, feed)} WHERE user_id = 42").fetchone()[0]
@@ -65,59 +65,59 @@ def test_bulk_likes_in_one_statement(conn):
         assert_profile(conn, post, like, feed, user_id)
 
 
-def test_unlike_recomputes_and_last_unlike_removes_the_profile(conn):
+def test_unlike_recomputes_and_last_unlike_removes_the_profile(app, conn):
     post, like, feed = setup_feed(conn)
     ids = [r[0] for r in conn.execute(f"SELECT id FROM {post} ORDER BY id LIMIT 7")]
     for post_id in ids:
-        conn.execute(f"INSERT INTO {like} (user_id, post_id) VALUES (7, %s)", [post_id])
-    conn.execute(f"DELETE FROM {like} WHERE user_id = 7 AND post_id = %s", [ids[-1]])
+        app.execute(f"INSERT INTO {like} (user_id, post_id) VALUES (7, %s)", [post_id])
+    app.execute(f"DELETE FROM {like} WHERE user_id = 7 AND post_id = %s", [ids[-1]])
     assert_profile(conn, post, like, feed, 7)
-    conn.execute(f"DELETE FROM {like} WHERE user_id = 7")
+    app.execute(f"DELETE FROM {like} WHERE user_id = 7")
     assert stored_profile(conn, feed, 7) is None
 
 
-def test_deleting_or_unpublishing_a_liked_item_recomputes(conn):
+def test_deleting_or_unpublishing_a_liked_item_recomputes(app, conn):
     post, like, feed = setup_feed(conn)
     ids = [r[0] for r in conn.execute(f"SELECT id FROM {post} ORDER BY id LIMIT 3")]
     for post_id in ids:
-        conn.execute(f"INSERT INTO {like} (user_id, post_id) VALUES (9, %s)", [post_id])
-    conn.execute(f"DELETE FROM {post} WHERE id = %s", [ids[0]])
+        app.execute(f"INSERT INTO {like} (user_id, post_id) VALUES (9, %s)", [post_id])
+    app.execute(f"DELETE FROM {post} WHERE id = %s", [ids[0]])
     assert_profile(conn, post, like, feed, 9)
-    conn.execute(f"UPDATE {post} SET status = 'draft' WHERE id = %s", [ids[1]])
+    app.execute(f"UPDATE {post} SET status = 'draft' WHERE id = %s", [ids[1]])
     assert_profile(conn, post, like, feed, 9)
-    conn.execute(f"UPDATE {post} SET body = 'entirely new words' WHERE id = %s", [ids[2]])
+    app.execute(f"UPDATE {post} SET body = 'entirely new words' WHERE id = %s", [ids[2]])
     assert_profile(conn, post, like, feed, 9)
 
 
-def test_update_of_a_like_moves_it(conn):
+def test_update_of_a_like_moves_it(app, conn):
     post, like, feed = setup_feed(conn)
-    conn.execute(f"INSERT INTO {like} (user_id, post_id) VALUES (3, 1), (3, 2)")
-    conn.execute(f"UPDATE {like} SET post_id = 4 WHERE user_id = 3 AND post_id = 1")
+    app.execute(f"INSERT INTO {like} (user_id, post_id) VALUES (3, 1), (3, 2)")
+    app.execute(f"UPDATE {like} SET post_id = 4 WHERE user_id = 3 AND post_id = 1")
     assert_profile(conn, post, like, feed, 3)
 
 
-def test_popularity_counts_stay_exact(conn):
+def test_popularity_counts_stay_exact(app, conn):
     post, like, feed = setup_feed(conn)
-    conn.execute(f"INSERT INTO {like} (user_id, post_id) SELECT u, 1 + (u % 5) FROM generate_series(1, 40) u")
-    conn.execute(f"DELETE FROM {like} WHERE user_id % 3 = 0")
-    conn.execute(f"UPDATE {like} SET post_id = 6 WHERE user_id % 4 = 0")
-    conn.execute(f"INSERT INTO {like} (user_id, post_id) VALUES (100, 2), (100, 2)")  # a duplicate counts twice
-    conn.execute(f"UPDATE {post} SET status = 'draft' WHERE id = 3")
-    conn.execute(f"UPDATE {post} SET status = 'published' WHERE id = 3")  # counts survive leaving the feed
+    app.execute(f"INSERT INTO {like} (user_id, post_id) SELECT u, 1 + (u % 5) FROM generate_series(1, 40) u")
+    app.execute(f"DELETE FROM {like} WHERE user_id % 3 = 0")
+    app.execute(f"UPDATE {like} SET post_id = 6 WHERE user_id % 4 = 0")
+    app.execute(f"INSERT INTO {like} (user_id, post_id) VALUES (100, 2), (100, 2)")  # a duplicate counts twice
+    app.execute(f"UPDATE {post} SET status = 'draft' WHERE id = 3")
+    app.execute(f"UPDATE {post} SET status = 'published' WHERE id = 3")  # counts survive leaving the feed
     expected = dict(conn.execute(f"SELECT post_id, count(*) FROM {like} GROUP BY post_id").fetchall())
     actual = dict(conn.execute(
         f"SELECT item_id, popularity FROM pgfeed.item_popularity_{feed_id(conn, feed)} WHERE popularity > 0").fetchall())
     assert actual == expected
 
 
-def test_without_a_time_column_the_order_of_insertion_counts(conn):
+def test_without_a_time_column_the_order_of_insertion_counts(app, conn):
     post, like, _ = setup_feed(conn)
     feed = fresh("feed")
     conn.execute("SELECT pgfeed.create_feed(%s, model => %s, profile_size => 2)", [feed, HASHING])
     conn.execute(f"SELECT pgfeed.attach_content(%s, '{post}', 'id', $$title || ' ' || body$$, 'created_at')", [feed])
     conn.execute(f"SELECT pgfeed.attach_interactions(%s, '{like}', 'user_id', 'post_id')", [feed])
     for post_id in (4, 1, 3):  # the like table's created_at is ignored: the last two inserted are 1 and 3
-        conn.execute(f"INSERT INTO {like} (user_id, post_id, created_at) VALUES (5, %s, now() - %s * interval '1 day')",
+        app.execute(f"INSERT INTO {like} (user_id, post_id, created_at) VALUES (5, %s, now() - %s * interval '1 day')",
                      [post_id, post_id])
     texts = [r[0] for r in conn.execute(f"SELECT title || ' ' || body FROM {post} WHERE id IN (1, 3)")]
     mean = HashingEncoder().encode(texts).astype(np.float64).mean(axis=0)

@@ -74,33 +74,33 @@ def test_async_trigger_only_queues_and_never_loads_the_model(dsn, conn, async_fe
                         [feed]).fetchone() == (0, 50, None)
 
 
-def test_unchanged_text_is_not_queued_and_removals_are_immediate(conn, async_feed):
+def test_unchanged_text_is_not_queued_and_removals_are_immediate(app, conn, async_feed):
     post, _, feed = async_feed
-    conn.execute(f"INSERT INTO {post} (title, body) VALUES ('a', 'one'), ('b', 'two')")
+    app.execute(f"INSERT INTO {post} (title, body) VALUES ('a', 'one'), ('b', 'two')")
     drain(conn, feed)
-    conn.execute(f"UPDATE {post} SET views = views + 1")
+    app.execute(f"UPDATE {post} SET views = views + 1")
     assert queued(conn, feed) == 0
-    conn.execute(f"UPDATE {post} SET status = 'draft' WHERE title = 'a'")
-    conn.execute(f"DELETE FROM {post} WHERE title = 'b'")
+    app.execute(f"UPDATE {post} SET status = 'draft' WHERE title = 'a'")
+    app.execute(f"DELETE FROM {post} WHERE title = 'b'")
     assert store(conn, feed) == {} and queued(conn, feed) == 0
 
 
-def test_switching_mode_changes_what_the_trigger_does(conn):
+def test_switching_mode_changes_what_the_trigger_does(app, conn):
     post, like = make_tables(conn)
     feed = attach(conn, post, like, model=HASHING)
-    conn.execute(f"INSERT INTO {post} (title, body) VALUES ('sync', 'embedded at once')")
+    app.execute(f"INSERT INTO {post} (title, body) VALUES ('sync', 'embedded at once')")
     assert len(store(conn, feed)) == 1
     conn.execute("SELECT pgfeed.alter_feed(%s, mode => 'async')", [feed])
-    conn.execute(f"INSERT INTO {post} (title, body) VALUES ('async', 'queued')")
+    app.execute(f"INSERT INTO {post} (title, body) VALUES ('async', 'queued')")
     assert len(store(conn, feed)) == 1 and queued(conn, feed) == 1
     with pytest.raises(psycopg.errors.InvalidParameterValue, match="mode must be sync or async"):
         conn.execute("SELECT pgfeed.alter_feed(%s, mode => 'later')", [feed])
 
 
-def test_two_workers_share_the_queue_without_double_work(dsn, conn):
+def test_two_workers_share_the_queue_without_double_work(app, dsn, conn):
     post, like = make_tables(conn)
     feed = attach(conn, post, like, model=SLOW, mode="async")
-    conn.execute(f"INSERT INTO {post} (title, body) SELECT 'post ' || g, 'text ' || g FROM generate_series(1, 400) g")
+    app.execute(f"INSERT INTO {post} (title, body) SELECT 'post ' || g, 'text ' || g FROM generate_series(1, 400) g")
     workers = [run_worker(dsn, feed, "--drain", "--batch", "10") for _ in range(2)]
     outputs = [w.communicate(timeout=120) for w in workers]
     assert [w.returncode for w in workers] == [0, 0], outputs
@@ -110,10 +110,10 @@ def test_two_workers_share_the_queue_without_double_work(dsn, conn):
     assert_embedded_as_reference(conn, feed, post)
 
 
-def test_a_worker_killed_mid_batch_loses_nothing(dsn, conn):
+def test_a_worker_killed_mid_batch_loses_nothing(app, dsn, conn):
     post, like = make_tables(conn)
     feed = attach(conn, post, like, model=SLOW, mode="async")
-    conn.execute(f"INSERT INTO {post} (title, body) SELECT 'post ' || g, 'text ' || g FROM generate_series(1, 300) g")
+    app.execute(f"INSERT INTO {post} (title, body) SELECT 'post ' || g, 'text ' || g FROM generate_series(1, 300) g")
     worker = run_worker(dsn, feed, "--batch", "100")  # 0.5 s a batch
     deadline = time.monotonic() + 30
     while not conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").fetchone()[0]:
@@ -129,20 +129,20 @@ def test_a_worker_killed_mid_batch_loses_nothing(dsn, conn):
     assert_embedded_as_reference(conn, feed, post)
 
 
-def test_rows_deleted_or_edited_while_their_batch_embeds_end_as_the_table_says(dsn, conn):
+def test_rows_deleted_or_edited_while_their_batch_embeds_end_as_the_table_says(app, dsn, conn):
     """A worker embeds what it read a while ago: a row deleted meanwhile must
     not come back into the store, and a row edited meanwhile must end with the
     vector of its new text."""
     post, like = make_tables(conn)
     feed = attach(conn, post, like, model=SLOW, mode="async")
-    conn.execute(f"INSERT INTO {post} (title, body) SELECT 'post ' || g, 'text ' || g FROM generate_series(1, 100) g")
+    app.execute(f"INSERT INTO {post} (title, body) SELECT 'post ' || g, 'text ' || g FROM generate_series(1, 100) g")
     worker = run_worker(dsn, feed, "--drain", "--batch", "100")  # 0.5 s for the one batch
     deadline = time.monotonic() + 30
     while not conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").fetchone()[0]:
         assert time.monotonic() < deadline, "the worker never claimed a batch"
         time.sleep(0.02)
-    conn.execute(f"DELETE FROM {post} WHERE title IN ('post 7', 'post 70')")
-    conn.execute(f"UPDATE {post} SET body = 'edited while embedding' WHERE title = 'post 8'")
+    app.execute(f"DELETE FROM {post} WHERE title IN ('post 7', 'post 70')")
+    app.execute(f"UPDATE {post} SET body = 'edited while embedding' WHERE title = 'post 8'")
     out, err = worker.communicate(timeout=60)
     assert worker.returncode == 0, err
     drain(conn, feed)
@@ -150,10 +150,10 @@ def test_rows_deleted_or_edited_while_their_batch_embeds_end_as_the_table_says(d
     assert_embedded_as_reference(conn, feed, post)  # 98 items, post 8 with its new text
 
 
-def test_sigterm_lets_the_batch_commit_then_stops(dsn, conn):
+def test_sigterm_lets_the_batch_commit_then_stops(app, dsn, conn):
     post, like = make_tables(conn)
     feed = attach(conn, post, like, model=SLOW, mode="async")
-    conn.execute(f"INSERT INTO {post} (title, body) SELECT 'post ' || g, 'text ' || g FROM generate_series(1, 100) g")
+    app.execute(f"INSERT INTO {post} (title, body) SELECT 'post ' || g, 'text ' || g FROM generate_series(1, 100) g")
     worker = run_worker(dsn, feed, "--batch", "100")
     deadline = time.monotonic() + 30
     while not conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").fetchone()[0]:
@@ -166,12 +166,12 @@ def test_sigterm_lets_the_batch_commit_then_stops(dsn, conn):
     assert queued(conn, feed) == 0 and len(store(conn, feed)) == 100
 
 
-def test_idle_worker_wakes_on_notify(dsn, conn, async_feed):
+def test_idle_worker_wakes_on_notify(app, dsn, conn, async_feed):
     post, _, feed = async_feed
     worker = run_worker(dsn, feed, "--poll", "600")
     try:
         time.sleep(1.5)  # listening by now
-        conn.execute(f"INSERT INTO {post} (title, body) VALUES ('late', 'arrival')")
+        app.execute(f"INSERT INTO {post} (title, body) VALUES ('late', 'arrival')")
         deadline = time.monotonic() + 20
         while not store(conn, feed):
             assert time.monotonic() < deadline, "the worker did not wake up"
@@ -182,11 +182,11 @@ def test_idle_worker_wakes_on_notify(dsn, conn, async_feed):
     assert worker.returncode == 0
 
 
-def test_a_poison_row_is_isolated_retried_and_kept(conn):
+def test_a_poison_row_is_isolated_retried_and_kept(app, conn):
     post, like = make_tables(conn)
     feed = attach(conn, post, like, model=POISON, mode="async")
     conn.execute("SELECT pgfeed.alter_feed(%s, max_attempts => 2)", [feed])
-    conn.execute(f"INSERT INTO {post} (title, body) SELECT 'post ' || g, CASE WHEN g = 7 THEN 'poison' ELSE 'fine' END || g "
+    app.execute(f"INSERT INTO {post} (title, body) SELECT 'post ' || g, CASE WHEN g = 7 THEN 'poison' ELSE 'fine' END || g "
                  "FROM generate_series(1, 10) g")
     poison = conn.execute(f"SELECT id FROM {post} WHERE body LIKE 'poison%%'").fetchone()[0]
     [(_, claimed, embedded, failed)] = conn.execute("SELECT * FROM pgfeed.work(%s, 64)", [feed]).fetchall()
@@ -211,23 +211,23 @@ def test_a_poison_row_is_isolated_retried_and_kept(conn):
     assert conn.execute("SELECT pgfeed.retry(%s)", [feed]).fetchone()[0] == 1
     assert conn.execute("SELECT attempts, failed_at FROM pgfeed.embedding_queue WHERE item_id = %s",
                         [str(poison)]).fetchone() == (0, None)
-    conn.execute(f"UPDATE {post} SET body = 'cured' WHERE id = %s", [poison])  # the fix: new text, embedded
+    app.execute(f"UPDATE {post} SET body = 'cured' WHERE id = %s", [poison])  # the fix: new text, embedded
     drain(conn, feed)
     assert queued(conn, feed) == 0
     assert conn.execute("SELECT count(*) FROM pgfeed.embedding_queue WHERE feed_id = %s", [feed_id(conn, feed)]).fetchone()[0] == 0
     assert all(v is not None for v in store(conn, feed).values()) and len(store(conn, feed)) == 10
 
 
-def test_sync_encoder_failure_commits_the_row_and_queues_the_work(conn):
+def test_sync_encoder_failure_commits_the_row_and_queues_the_work(app, conn):
     post, like = make_tables(conn)
     feed = attach(conn, post, like, model=POISON)
-    conn.execute(f"INSERT INTO {post} (title, body) VALUES ('a', 'poison pill')")
+    app.execute(f"INSERT INTO {post} (title, body) VALUES ('a', 'poison pill')")
     post_id = conn.execute(f"SELECT id FROM {post}").fetchone()[0]  # the write committed
     assert conn.execute("SELECT item_id, attempts, last_error LIKE '%%poisoned%%' FROM pgfeed.embedding_queue "
                         "WHERE feed_id = %s", [feed_id(conn, feed)]).fetchall() == [(str(post_id), 1, True)]
     # queued again, so pending, and not also counted failed (0.2.0 counted it twice)
     assert conn.execute("SELECT pending, failed FROM pgfeed.status() WHERE feed = %s", [feed]).fetchone() == (1, 0)
-    conn.execute(f"UPDATE {post} SET body = 'antidote' WHERE id = %s", [post_id])
+    app.execute(f"UPDATE {post} SET body = 'antidote' WHERE id = %s", [post_id])
     assert queued(conn, feed) == 0  # embedded by the trigger; its queued work went with it
     assert conn.execute("SELECT pending, failed, embedded FROM pgfeed.status() WHERE feed = %s",
                         [feed]).fetchone() == (0, 0, 1)

@@ -63,7 +63,7 @@ def test_a_table_owners_retyped_column_never_runs_in_the_triggers(conn, make_rol
     owner, owner_dsn = make_role()
     conn.execute(f"GRANT CREATE ON SCHEMA public TO {owner}")
     with psycopg.connect(owner_dsn, autocommit=True) as tenant:
-        post, like = make_tables(tenant)
+        post, like = make_tables(tenant, owner=None)
     feed = attach(conn, post, like)  # a superuser attaches the tenant's tables
     with psycopg.connect(owner_dsn, autocommit=True) as tenant:
         tenant.execute(f"INSERT INTO {post} (title, body) VALUES ('a', 'b')")
@@ -84,7 +84,7 @@ def test_text_expressions_run_as_the_tables_owner(conn, make_role):
     owner, owner_dsn = make_role()
     conn.execute(f"GRANT CREATE ON SCHEMA public TO {owner}")
     with psycopg.connect(owner_dsn, autocommit=True) as tenant:
-        post, like = make_tables(tenant)
+        post, like = make_tables(tenant, owner=None)
         tenant.execute(f"""CREATE FUNCTION public.{owner}_summary(t text) RETURNS text LANGUAGE plpgsql AS $$
             BEGIN
                 IF t = 'who' THEN RAISE EXCEPTION 'ran as %', current_user; END IF;
