@@ -308,6 +308,22 @@ COMMENT ON FUNCTION pgfeed._source_problem(regclass, text, jsonb, text) IS
     'what keeps pgfeed from reading an attached table as it was attached (dropped, no longer a table, a column '
     'renamed, dropped or retyped), with the fix; NULL when nothing does';
 
+CREATE OR REPLACE FUNCTION pgfeed._require_source(p_source regclass, p_name text, p_watched jsonb, p_feed text)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_problem text := pgfeed._source_problem(p_source, p_name, p_watched, p_feed);
+BEGIN
+    IF v_problem IS NOT NULL THEN
+        RAISE EXCEPTION USING MESSAGE = v_problem, ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION pgfeed._require_source(regclass, text, jsonb, text) IS
+    'fails with pgfeed._source_problem''s message when an attached table cannot be read as it was attached';
+
 CREATE OR REPLACE FUNCTION pgfeed._key_text(p_value anyelement, p_kind regtype, p_feed text, p_role text) RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT

@@ -200,6 +200,16 @@ END
 $$;
 COMMENT ON FUNCTION pgfeed.drop_feed(text) IS 'drops a feed, its triggers and its data; the user''s tables are left as they were';
 
+CREATE OR REPLACE FUNCTION pgfeed._readable_tables(p_feed_id integer) RETURNS SETOF text
+LANGUAGE sql STABLE STRICT
+SET search_path FROM CURRENT
+AS $$
+    SELECT t FROM unnest(ARRAY[pgfeed._item_store(p_feed_id), pgfeed._item_popularity(p_feed_id),
+                               pgfeed._interaction_log(p_feed_id), pgfeed._profile(p_feed_id)]) AS t
+     WHERE to_regclass(t) IS NOT NULL
+$$;
+COMMENT ON FUNCTION pgfeed._readable_tables(integer) IS 'the tables of a feed that its readers read, as far as they exist';
+
 CREATE OR REPLACE FUNCTION pgfeed._grant_readers(p_feed_id integer) RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
@@ -213,9 +223,7 @@ BEGIN
     -- is SECURITY INVOKER): SELECT on each, and the count of eligible rows.
     FOR v_role IN SELECT quote_ident(r.rolname) FROM pgfeed.feed_reader g JOIN pg_roles r ON r.oid = g.reader
                    WHERE g.feed_id = p_feed_id LOOP
-        FOR v_table IN SELECT t FROM unnest(ARRAY[pgfeed._item_store(p_feed_id), pgfeed._item_popularity(p_feed_id),
-                                                  pgfeed._interaction_log(p_feed_id), pgfeed._profile(p_feed_id)]) AS t
-                        WHERE to_regclass(t) IS NOT NULL LOOP
+        FOR v_table IN SELECT pgfeed._readable_tables(p_feed_id) LOOP
             EXECUTE format('GRANT SELECT ON %s TO %s', v_table, v_role);
         END LOOP;
         IF v_keys IS NOT NULL THEN
@@ -255,9 +263,7 @@ DECLARE
     v_keys regprocedure := to_regprocedure(pgfeed._content_keys(v_feed.feed_id) || '()');
 BEGIN
     DELETE FROM pgfeed.feed_reader r WHERE r.feed_id = v_feed.feed_id AND r.reader = role;
-    FOR v_table IN SELECT t FROM unnest(ARRAY[pgfeed._item_store(v_feed.feed_id), pgfeed._item_popularity(v_feed.feed_id),
-                                              pgfeed._interaction_log(v_feed.feed_id), pgfeed._profile(v_feed.feed_id)]) AS t
-                    WHERE to_regclass(t) IS NOT NULL LOOP
+    FOR v_table IN SELECT pgfeed._readable_tables(v_feed.feed_id) LOOP
         EXECUTE format('REVOKE SELECT ON %s FROM %s', v_table, role);
     END LOOP;
     IF v_keys IS NOT NULL THEN

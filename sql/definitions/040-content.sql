@@ -284,6 +284,32 @@ $$;
 COMMENT ON FUNCTION pgfeed._require_readable(pgfeed.feed_config) IS
     'fails with the problem (and its fix) when a feed has no content table or cannot read its tables as attached';
 
+CREATE OR REPLACE FUNCTION pgfeed._feeds_fault(p_sqlstate text) RETURNS boolean
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path FROM CURRENT
+AS $$
+    -- Not the transaction's (serialization failures, deadlocks: class 40) nor the server's (out of memory or
+    -- shared memory, shutdown, I/O, internal errors: 53, 57, 58, XX): those are raised as they are.
+    SELECT left(p_sqlstate, 2) NOT IN ('40', '53', '57', '58', 'XX')
+$$;
+COMMENT ON FUNCTION pgfeed._feeds_fault(text) IS
+    'whether an error a trigger met is the feed''s to record (a table changed, an expression failed), not the '
+    'transaction''s or the server''s';
+
+CREATE OR REPLACE FUNCTION pgfeed._stand_aside(p_feed_id integer, p_feed text, p_operation text, p_table name,
+                                               p_error text) RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    PERFORM pgfeed._record_problem(p_feed_id, p_error);
+    RAISE WARNING 'pgfeed: feed "%" did not follow this % on %: %', p_feed, p_operation, p_table, p_error
+        USING HINT = 'the rows are written; pgfeed.status() shows the problem, and a worker catches up once it is fixed';
+END
+$$;
+COMMENT ON FUNCTION pgfeed._stand_aside(integer, text, text, name, text) IS
+    'what a trigger does with a fault of the feed''s: the statement goes on, the problem is recorded and warned of';
+
 CREATE OR REPLACE FUNCTION pgfeed._record_problem(p_feed_id integer, p_problem text) RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
@@ -502,7 +528,6 @@ AS $$
 DECLARE
     v_source pgfeed.content_source;
     v_feed pgfeed.feed_config;
-    v_problem text;
     v_gone text[];
     v_ids text[]; v_texts text[]; v_created timestamptz[]; v_eligible boolean[]; v_errors text[];
 BEGIN
@@ -518,10 +543,7 @@ BEGIN
     END IF;
     SELECT * INTO STRICT v_feed FROM pgfeed.feed_config WHERE feed_id = v_source.feed_id;
     BEGIN
-        v_problem := pgfeed._source_problem(v_source.source, v_source.source_name, v_source.watched, v_feed.name);
-        IF v_problem IS NOT NULL THEN
-            RAISE EXCEPTION USING MESSAGE = v_problem, ERRCODE = 'object_not_in_prerequisite_state';
-        END IF;
+        PERFORM pgfeed._require_source(v_source.source, v_source.source_name, v_source.watched, v_feed.name);
         IF TG_OP = 'TRUNCATE' THEN
             PERFORM pgfeed._remove_all_items(v_source.feed_id);
             RETURN NULL;
@@ -544,14 +566,10 @@ BEGIN
                                        CASE v_feed.mode WHEN 'async' THEN 'queue' ELSE 'now' END, v_errors);
         END IF;
     EXCEPTION WHEN OTHERS THEN
-        IF left(SQLSTATE, 2) IN ('40', '53', '57', '58', 'XX') THEN
-            -- the transaction's (serialization failures, deadlocks) or the server's (out of memory or shared
-            -- memory, shutdown, I/O, internal errors): not a fault of pgfeed's to hide
+        IF NOT pgfeed._feeds_fault(SQLSTATE) THEN
             RAISE;
         END IF;
-        PERFORM pgfeed._record_problem(v_source.feed_id, SQLERRM);
-        RAISE WARNING 'pgfeed: feed "%" did not follow this % on %: %', v_feed.name, TG_OP, TG_TABLE_NAME, SQLERRM
-            USING HINT = 'the rows are written; pgfeed.status() shows the problem, and a worker catches up once it is fixed';
+        PERFORM pgfeed._stand_aside(v_source.feed_id, v_feed.name, TG_OP, TG_TABLE_NAME, SQLERRM);
     END;
     RETURN NULL;
 END

@@ -165,7 +165,6 @@ AS $$
 DECLARE
     v_source pgfeed.interaction_source;
     v_feed text;
-    v_problem text;
     v_other text;
     v_old_users text[]; v_old_items text[]; v_old_created timestamptz[];
     v_new_users text[]; v_new_items text[]; v_new_created timestamptz[];
@@ -178,10 +177,7 @@ BEGIN
     END IF;
     SELECT name INTO STRICT v_feed FROM pgfeed.feed_config WHERE feed_id = v_source.feed_id;
     BEGIN
-        v_problem := pgfeed._source_problem(v_source.source, v_source.source_name, v_source.watched, v_feed);
-        IF v_problem IS NOT NULL THEN
-            RAISE EXCEPTION USING MESSAGE = v_problem, ERRCODE = 'object_not_in_prerequisite_state';
-        END IF;
+        PERFORM pgfeed._require_source(v_source.source, v_source.source_name, v_source.watched, v_feed);
         IF TG_OP = 'TRUNCATE' THEN
             PERFORM pgfeed._forget_source(v_source.source_id);
             RETURN NULL;
@@ -198,14 +194,10 @@ BEGIN
         PERFORM pgfeed._apply_interactions(v_source.source_id, v_old_users, v_old_items, v_old_created,
                                            v_new_users, v_new_items, v_new_created);
     EXCEPTION WHEN OTHERS THEN
-        IF left(SQLSTATE, 2) IN ('40', '53', '57', '58', 'XX') THEN
-            -- the transaction's (serialization failures, deadlocks) or the server's (out of memory or shared
-            -- memory, shutdown, I/O, internal errors): not a fault of pgfeed's to hide
+        IF NOT pgfeed._feeds_fault(SQLSTATE) THEN
             RAISE;
         END IF;
-        PERFORM pgfeed._record_problem(v_source.feed_id, SQLERRM);
-        RAISE WARNING 'pgfeed: feed "%" did not follow this % on %: %', v_feed, TG_OP, TG_TABLE_NAME, SQLERRM
-            USING HINT = 'the rows are written; pgfeed.status() shows the problem, and a worker catches up once it is fixed';
+        PERFORM pgfeed._stand_aside(v_source.feed_id, v_feed, TG_OP, TG_TABLE_NAME, SQLERRM);
     END;
     RETURN NULL;
 END
