@@ -88,22 +88,63 @@ def test_a_table_owners_retyped_column_never_runs_in_the_triggers(conn, make_rol
     assert cast_ran(conn) is None  # nor in the superuser's session that read the status
 
 
-def test_text_expressions_run_as_the_tables_owner(conn, make_role):
+@pytest.mark.parametrize("text, condition", [
+    ("public.{owner}_summary(title)", None), ("title", "public.{owner}_summary(title) <> ''"),
+    ("title::public.{owner}_t", None),
+], ids=["text calls the owner's function", "condition calls it", "a cast to the owner's type"])
+def test_expressions_may_use_only_what_is_built_in(conn, make_role, text, condition):
+    """pgfeed evaluates text expressions and conditions with its own rights: a function, operator or type the
+    table's owner could change (SECURITY INVOKER, SET search_path, a new body) is refused at attach."""
     owner, owner_dsn = make_role()
     conn.execute(f"GRANT CREATE ON SCHEMA public TO {owner}")
     with psycopg.connect(owner_dsn, autocommit=True) as tenant:
         post, like = make_tables(tenant, owner=None)
-        tenant.execute(f"""CREATE FUNCTION public.{owner}_summary(t text) RETURNS text LANGUAGE plpgsql AS $$
-            BEGIN
-                IF t = 'who' THEN RAISE EXCEPTION 'ran as %', current_user; END IF;
-                RETURN t;
-            END $$""")
+        tenant.execute(f"CREATE FUNCTION public.{owner}_summary(t text) RETURNS text LANGUAGE sql AS 'SELECT t'")
+        tenant.execute(f"CREATE DOMAIN public.{owner}_t AS text")
     feed = fresh("feed")
     conn.execute("SELECT pgfeed.create_feed(%s, model => %s)", [feed, HASHING])
-    conn.execute(f"SELECT pgfeed.attach_content(%s, '{post}', 'id', '{owner}_summary(title)', 'created_at')", [feed])
-    conn.execute(f"INSERT INTO {post} (title, body) VALUES ('who', 'x'), ('fine', 'y')")  # the superuser writes
-    errors = dict(conn.execute(f"SELECT s.item_id, s.error FROM pgfeed.item_store_{feed_id(conn, feed)} s").fetchall())
-    assert set(errors.values()) == {f"text expression or condition failed: ran as {owner}", None}
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match=f"uses .*{owner}_.*, which is not built into PostgreSQL"
+                       ) as refused:
+        conn.execute("SELECT pgfeed.attach_content(%s, %s, 'id', %s, 'created_at', condition => %s)",
+                     [feed, post, text.format(owner=owner), condition and condition.format(owner=owner)])
+    assert "GENERATED ALWAYS AS" in refused.value.diag.message_hint
+
+
+def test_columns_of_a_type_of_the_owners_are_refused(conn, make_role):
+    owner, owner_dsn = make_role()
+    conn.execute(f"GRANT CREATE ON SCHEMA public TO {owner}")
+    with psycopg.connect(owner_dsn, autocommit=True) as tenant:
+        post, like = make_tables(tenant, owner=None)
+        tenant.execute(f"CREATE TYPE public.{owner}_mood AS ENUM ('happy', 'sad')")
+        tenant.execute(f"ALTER TABLE {post} ADD COLUMN mood public.{owner}_mood")
+    feed = fresh("feed")
+    conn.execute("SELECT pgfeed.create_feed(%s, model => %s)", [feed, HASHING])
+    with pytest.raises(psycopg.errors.DatatypeMismatch, match=f"column public.{post}.mood has type"):
+        conn.execute("SELECT pgfeed.attach_content(%s, %s, 'id', 'title', 'created_at', condition => $$mood IS NULL$$)",
+                     [feed, post])
+
+
+def test_workers_are_held_up_by_no_tenant(conn, dsn, app_dsn):
+    """A table an open ALTER holds, and a profile lock another role holds, hold up no worker: the other feeds'
+    queues are drained, and the held feed is done once released."""
+    held_post, held_like = make_tables(conn)
+    held = attach(conn, held_post, held_like, mode="async")
+    other_post, other_like = make_tables(conn)
+    other = attach(conn, other_post, other_like, mode="async")
+    conn.execute(f"INSERT INTO {held_post} (title, body) VALUES ('a', 'b')")
+    conn.execute(f"INSERT INTO {other_post} (title, body) SELECT 'p' || g, 'b' FROM generate_series(1, 5) g")
+    conn.execute(f"INSERT INTO {other_like} (user_id, post_id) VALUES (1, 1)")
+    with psycopg.connect(app_dsn) as tenant, psycopg.connect(dsn, autocommit=True) as stranger:
+        tenant.execute(f"ALTER TABLE {held_post} ADD COLUMN x int")  # left open
+        stranger.execute("SELECT pg_advisory_lock(%s, hashtext('1'))", [feed_id(conn, other)])
+        conn.execute(f"INSERT INTO {other_like} (user_id, post_id) VALUES (1, 2)")  # the profile is marked
+        done = run_cli(dsn, "worker", "--drain", "--quiet")
+        assert done.returncode == 0
+        status = {row["feed"]: row for row in pgfeed.status(conn) if row["feed"] in (held, other)}
+        assert status[other]["embedded"] == 5 and status[other]["pending"] == 0
+        tenant.rollback()
+    assert run_cli(dsn, "worker", "--drain", "--quiet").returncode == 0
+    assert {row["feed"]: row for row in pgfeed.status(conn)}[held]["embedded"] == 1
 
 
 def test_ungranted_roles_read_nothing(conn, make_role):
@@ -128,11 +169,12 @@ def test_ungranted_roles_read_nothing(conn, make_role):
 
 
 def test_granted_roles_read_and_revoke_takes_it_back(conn, make_role):
-    _, _, feed = feed_with_posts(conn)
+    post, _, feed = feed_with_posts(conn)
     _, _, other = feed_with_posts(conn)
     group, _ = make_role("NOLOGIN")
     role, role_dsn = make_role(f"LOGIN IN ROLE {group}")
     conn.execute("SELECT pgfeed.grant_feed(%s, %s)", [feed, group])  # through a role it inherits from
+    conn.execute(f"GRANT SELECT ON {post} TO {group}")  # status() counts the content rows it may read
     with psycopg.connect(role_dsn, autocommit=True) as reader:
         assert len(pgfeed.feed(reader, feed, 1, limit=3)) == 3
         assert [r["feed"] for r in pgfeed.status(reader)] == [feed]

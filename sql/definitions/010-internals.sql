@@ -198,19 +198,6 @@ END
 $$;
 COMMENT ON FUNCTION pgfeed._key_column(regclass, name, text) IS 'the key kind of a key column, or an error saying why it cannot be a key';
 
--- The search_path of text expressions and conditions: they are the feed
--- administrator's SQL over the table's columns, and run as the table's owner
--- (pgfeed._create_content_reader).
-CREATE OR REPLACE FUNCTION pgfeed._expression_search_path(p_table regclass) RETURNS text
-LANGUAGE sql STABLE STRICT
-SET search_path FROM CURRENT
-AS $$
-    SELECT format('pg_catalog, %I, public, pg_temp', n.nspname)
-      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = p_table
-$$;
-COMMENT ON FUNCTION pgfeed._expression_search_path(regclass) IS
-    'the search_path text expressions and conditions over a table are resolved with';
-
 CREATE OR REPLACE FUNCTION pgfeed._expression_columns(p_table regclass, p_expression text, p_type regtype, p_what text)
 RETURNS smallint[]
 LANGUAGE plpgsql VOLATILE
@@ -219,25 +206,48 @@ AS $$
 DECLARE
     v_view text := 'pgfeed_expression_' || pg_backend_pid();
     v_columns smallint[];
-    v_path text := current_setting('search_path');
+    v_foreign text;
 BEGIN
     IF p_expression IS NULL THEN
         RETURN NULL;  -- no condition
     END IF;
-    -- A view is parsed, never run: the expression is checked (and the columns
-    -- it reads found in pg_depend) without evaluating anything. A condition
-    -- must be boolean itself (as in WHERE), not merely castable to it.
-    PERFORM set_config('search_path', pgfeed._expression_search_path(p_table), true);
+    -- A view is parsed, never run: the expression is checked, and what it
+    -- uses found in pg_depend, without evaluating anything. It is parsed with
+    -- the search_path it is evaluated with (pgfeed._evaluate_rows). A
+    -- condition must be boolean itself (as in WHERE), not merely castable.
     BEGIN
+        PERFORM set_config('search_path', 'pg_catalog, pg_temp', true);
         EXECUTE CASE WHEN p_type = 'boolean'::regtype
                      THEN format('CREATE TEMP VIEW %I AS SELECT FROM %s WHERE (%s)', v_view, p_table, p_expression)
                      ELSE format('CREATE TEMP VIEW %I AS SELECT (%s)::%s FROM %s', v_view, p_expression, p_type, p_table) END;
     EXCEPTION WHEN OTHERS THEN
         RAISE EXCEPTION '% expression % is not valid on table %: %', p_what, quote_literal(p_expression), p_table, SQLERRM
             USING ERRCODE = 'invalid_parameter_value',
-                  HINT = format('it must be an SQL expression of type %s over the columns of %s', p_type, p_table);
+                  HINT = format('it must be an SQL expression of type %s over the columns of %s, with PostgreSQL''s '
+                                'built-in functions and operators', p_type, p_table);
     END;
-    PERFORM set_config('search_path', v_path, true);
+    -- pgfeed evaluates it with its own rights, so it may use nothing anyone
+    -- but the installer could have made or could change: only what is in
+    -- pg_catalog, and the table's columns.
+    SELECT o.identity INTO v_foreign
+      FROM pg_rewrite w JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = w.oid
+     CROSS JOIN LATERAL pg_identify_object(d.refclassid, d.refobjid, 0) AS o
+      LEFT JOIN pg_cast c ON d.refclassid = 'pg_cast'::regclass AND c.oid = d.refobjid
+     WHERE w.ev_class = ('pg_temp.' || quote_ident(v_view))::regclass
+       AND NOT (d.refclassid = 'pg_class'::regclass AND d.refobjid IN (p_table, w.ev_class))
+       AND o.schema IS DISTINCT FROM 'pg_catalog'
+       AND NOT (c.oid IS NOT NULL AND (c.castfunc = 0 OR (SELECT pronamespace FROM pg_proc WHERE oid = c.castfunc)
+                                                         = 'pg_catalog'::regnamespace))
+     LIMIT 1;
+    IF v_foreign IS NOT NULL THEN
+        EXECUTE format('DROP VIEW pg_temp.%I', v_view);
+        RAISE EXCEPTION '% expression % uses %, which is not built into PostgreSQL', p_what, quote_literal(p_expression),
+                        v_foreign
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = format('pgfeed evaluates it with its own rights, so it may use only built-in functions, operators '
+                                'and types; compute anything else in a generated column of %s (ALTER TABLE %1$s ADD '
+                                'COLUMN ... GENERATED ALWAYS AS (...) STORED) and use that column', p_table);
+    END IF;
     SELECT array_agg(DISTINCT d.refobjsubid::smallint) INTO v_columns
       FROM pg_rewrite w JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = w.oid
      WHERE w.ev_class = ('pg_temp.' || quote_ident(v_view))::regclass AND d.refobjid = p_table AND d.refobjsubid > 0;
@@ -246,7 +256,31 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION pgfeed._expression_columns(regclass, text, regtype, text) IS
-    'checks that an expression is valid SQL of a type over a table''s rows, without running it; returns the columns it reads';
+    'checks that an expression is valid SQL of a type over a table''s rows that uses only what is built in, without '
+    'running it; returns the columns it reads';
+
+CREATE OR REPLACE FUNCTION pgfeed._require_built_in_columns(p_table regclass, p_watched jsonb, p_feed text) RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_column jsonb;
+BEGIN
+    -- A column of a type of someone's own (a domain, an enum, a composite)
+    -- could bring its own casts and operators into the expressions.
+    FOR v_column IN SELECT * FROM jsonb_array_elements(p_watched) LOOP
+        IF (SELECT t.typnamespace FROM pg_type t WHERE t.oid = (v_column->>'type')::regtype) <> 'pg_catalog'::regnamespace THEN
+            RAISE EXCEPTION 'column %.% has type %, which is not built into PostgreSQL', p_table,
+                            quote_ident(v_column->>'name'), v_column->>'type'
+                USING ERRCODE = 'datatype_mismatch',
+                      HINT = format('feed "%s" reads it with pgfeed''s own rights; use a column of a built-in type '
+                                    '(a generated column casting this one, for example)', p_feed);
+        END IF;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION pgfeed._require_built_in_columns(regclass, jsonb, text) IS
+    'fails with a clear message unless every column a feed reads has a built-in type';
 
 CREATE OR REPLACE FUNCTION pgfeed._watched(p_table regclass, p_columns smallint[]) RETURNS jsonb
 LANGUAGE sql STABLE

@@ -157,7 +157,6 @@ BEGIN
         END LOOP;
         IF v_content.feed_id IS NOT NULL THEN
             PERFORM pgfeed._drop_triggers(v_content.source, pgfeed._content_trigger_prefix(v_feed.feed_id));
-            PERFORM pgfeed._drop_content_reader(v_feed.feed_id);
         END IF;
         EXECUTE format('DROP TABLE IF EXISTS %s, %s, %s, %s, %s, %s', pgfeed._item_store(v_feed.feed_id),
                        pgfeed._item_popularity(v_feed.feed_id), pgfeed._interaction_log(v_feed.feed_id),
@@ -217,18 +216,14 @@ AS $$
 DECLARE
     v_role text;
     v_table text;
-    v_keys regprocedure := to_regprocedure(pgfeed._content_keys(p_feed_id) || '()');
 BEGIN
     -- A feed's readers read its tables with their own rights (pgfeed.feed()
-    -- is SECURITY INVOKER): SELECT on each, and the count of eligible rows.
+    -- is SECURITY INVOKER): SELECT on each.
     FOR v_role IN SELECT quote_ident(r.rolname) FROM pgfeed.feed_reader g JOIN pg_roles r ON r.oid = g.reader
                    WHERE g.feed_id = p_feed_id LOOP
         FOR v_table IN SELECT pgfeed._readable_tables(p_feed_id) LOOP
             EXECUTE format('GRANT SELECT ON %s TO %s', v_table, v_role);
         END LOOP;
-        IF v_keys IS NOT NULL THEN
-            EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s', v_keys, v_role);
-        END IF;
     END LOOP;
 END
 $$;
@@ -260,15 +255,11 @@ AS $$
 DECLARE
     v_feed pgfeed.feed_config := pgfeed._feed(feed);
     v_table text;
-    v_keys regprocedure := to_regprocedure(pgfeed._content_keys(v_feed.feed_id) || '()');
 BEGIN
     DELETE FROM pgfeed.feed_reader r WHERE r.feed_id = v_feed.feed_id AND r.reader = role;
     FOR v_table IN SELECT pgfeed._readable_tables(v_feed.feed_id) LOOP
         EXECUTE format('REVOKE SELECT ON %s FROM %s', v_table, role);
     END LOOP;
-    IF v_keys IS NOT NULL THEN
-        EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM %s', v_keys, role);
-    END IF;
 END
 $$;
 COMMENT ON FUNCTION pgfeed.revoke_feed(text, regrole) IS 'takes back what grant_feed gave a role';

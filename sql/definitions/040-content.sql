@@ -104,123 +104,65 @@ SET search_path FROM CURRENT
 AS $$ SELECT 'pgfeed_feed' || p_feed_id || '_content' $$;
 COMMENT ON FUNCTION pgfeed._content_trigger_prefix(integer) IS 'name prefix of the triggers on a feed''s content table';
 
-CREATE OR REPLACE FUNCTION pgfeed._content_reader(p_feed_id integer) RETURNS text
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-SET search_path FROM CURRENT
-AS $$ SELECT 'pgfeed._content_rows_' || p_feed_id $$;
-COMMENT ON FUNCTION pgfeed._content_reader(integer) IS
-    'name of a feed''s content reader: its text expression and condition, run as the content table''s owner';
-
-CREATE OR REPLACE FUNCTION pgfeed._content_keys(p_feed_id integer) RETURNS text
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-SET search_path FROM CURRENT
-AS $$ SELECT 'pgfeed._content_keys_' || p_feed_id $$;
-COMMENT ON FUNCTION pgfeed._content_keys(integer) IS
-    'name of the function that lists the keys of a feed''s eligible content rows, run as the table''s owner';
-
-CREATE OR REPLACE FUNCTION pgfeed._create_content_reader(p_source pgfeed.content_source) RETURNS void
-LANGUAGE plpgsql VOLATILE
-SET search_path FROM CURRENT
+-- Text expressions and conditions are the feed administrator's SQL over the
+-- table's columns, made of built-in functions and operators only and reading
+-- columns of built-in types only (pgfeed._expression_columns,
+-- pgfeed._require_built_in_columns, checked again before each read by
+-- pgfeed._source_problem): so pgfeed evaluates them with its own rights, and
+-- nothing of the table owner's or the writer's runs.
+CREATE OR REPLACE FUNCTION pgfeed._evaluate_rows(p_source pgfeed.content_source, p_rows anyarray,
+                                                 OUT ids text[], OUT texts text[], OUT created timestamptz[],
+                                                 OUT eligible boolean[], OUT errors text[])
+LANGUAGE plpgsql STABLE
+-- the search_path the expressions were checked with; every pgfeed name here is qualified
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_owner name := (SELECT c.relowner::regrole::text FROM pg_class c WHERE c.oid = p_source.source);
-    v_reader text := pgfeed._content_reader(p_source.feed_id);
-    v_keys text := pgfeed._content_keys(p_source.feed_id);
+    v_columns text := format('r.%I::text AS i, (%s)::text AS t, r.%I::timestamptz AS c, coalesce((%s)::boolean, false) AS e',
+                             p_source.id_column, p_source.text_expression, p_source.created_at_column,
+                             coalesce(p_source.condition, 'true'));
+    v_id text; v_text text; v_created timestamptz; v_eligible boolean; v_error text;
 BEGIN
-    -- The text expression and condition are SQL over the table's columns: a
-    -- column's type, a function or an operator they use may be the table
-    -- owner's. They run here, in functions owned by the table's owner and
-    -- SECURITY DEFINER, so with that owner's rights and never with pgfeed's
-    -- (as PostgreSQL runs index expressions as the table's owner). The reader
-    -- takes the rows as an array: pgfeed reads the table, the owner's code only
-    -- the values. A row the expressions fail on is kept with the error.
-    EXECUTE format($ddl$
-        CREATE OR REPLACE FUNCTION %1$s(p_rows anyarray, OUT ids text[], OUT texts text[], OUT created timestamptz[],
-                                        OUT eligible boolean[], OUT errors text[])
-        LANGUAGE plpgsql STABLE SECURITY DEFINER
-        SET search_path = %2$s
-        AS $body$
-        #variable_conflict use_column
-        DECLARE
-            v_one record;
-        BEGIN
-            SELECT array_agg(%3$s), array_agg(%4$s), array_agg(%5$s), array_agg(%6$s), array_agg(NULL::text)
-              INTO ids, texts, created, eligible, errors FROM unnest(p_rows) AS r;
-        EXCEPTION WHEN OTHERS THEN
-            ids := '{}'; texts := '{}'; created := '{}'; eligible := '{}'; errors := '{}';
-            FOR i IN 1 .. coalesce(cardinality(p_rows), 0) LOOP
-                BEGIN
-                    SELECT %3$s AS i, %4$s AS t, %5$s AS c, %6$s AS e, NULL::text AS err
-                      INTO STRICT v_one FROM unnest(p_rows[i:i]) AS r;
-                EXCEPTION WHEN OTHERS THEN
-                    SELECT %3$s AS i, NULL::text AS t, NULL::timestamptz AS c, true AS e, SQLERRM AS err
-                      INTO STRICT v_one FROM unnest(p_rows[i:i]) AS r;
-                END;
-                ids := ids || v_one.i; texts := texts || v_one.t; created := created || v_one.c;
-                eligible := eligible || v_one.e; errors := errors || v_one.err;
-            END LOOP;
-        END
-        $body$;
-        REVOKE ALL ON FUNCTION %1$s(anyarray) FROM PUBLIC;
-        ALTER FUNCTION %1$s(anyarray) OWNER TO %7$I;
-        COMMENT ON FUNCTION %1$s(anyarray) IS %8$L;
-        CREATE OR REPLACE FUNCTION %9$s() RETURNS SETOF text
-        LANGUAGE plpgsql STABLE SECURITY DEFINER
-        SET search_path = %2$s
-        AS $body$
-        #variable_conflict use_column
-        DECLARE
-            v_keys text[];
-            v_row record;
-            v_eligible boolean;
-        BEGIN
+    BEGIN
+        EXECUTE format('SELECT array_agg(i), array_agg(t), array_agg(c), array_agg(e), array_agg(NULL::text) '
+                       'FROM (SELECT %s FROM unnest($1) AS r) AS x', v_columns)
+           INTO ids, texts, created, eligible, errors USING p_rows;
+    EXCEPTION WHEN OTHERS THEN
+        -- a row the expressions fail on is kept with the error; the others go on, each alone
+        ids := '{}'; texts := '{}'; created := '{}'; eligible := '{}'; errors := '{}';
+        FOR i IN 1 .. coalesce(cardinality(p_rows), 0) LOOP
             BEGIN
-                SELECT array_agg(r.%10$I::text) INTO v_keys FROM %11$s AS r WHERE coalesce((%12$s)::boolean, false);
+                EXECUTE format('SELECT %s, NULL::text AS err FROM unnest($1) AS r', v_columns)
+                   INTO v_id, v_text, v_created, v_eligible, v_error USING p_rows[i:i];
             EXCEPTION WHEN OTHERS THEN
-                -- the condition fails for some rows: each row alone; those it fails on count, as the failed items
-                -- they are in the item store
-                v_keys := '{}';
-                FOR v_row IN SELECT r AS whole FROM %11$s AS r LOOP
-                    BEGIN
-                        SELECT coalesce((%12$s)::boolean, false) INTO v_eligible FROM (SELECT (v_row.whole).*) AS r;
-                    EXCEPTION WHEN OTHERS THEN
-                        v_eligible := true;
-                    END;
-                    IF v_eligible THEN
-                        v_keys := v_keys || ((v_row.whole).%10$I)::text;
-                    END IF;
-                END LOOP;
+                EXECUTE format('SELECT r.%I::text AS i, NULL::text AS t, NULL::timestamptz AS c, true AS e, $2 AS err '
+                               'FROM unnest($1) AS r',
+                               p_source.id_column)
+                   INTO v_id, v_text, v_created, v_eligible, v_error USING p_rows[i:i], SQLERRM;
             END;
-            RETURN QUERY SELECT unnest(v_keys);
-        END
-        $body$;
-        REVOKE ALL ON FUNCTION %9$s() FROM PUBLIC;
-        ALTER FUNCTION %9$s() OWNER TO %7$I;
-        COMMENT ON FUNCTION %9$s() IS %13$L;
-        $ddl$, v_reader, pgfeed._expression_search_path(p_source.source),
-        format('r.%I::text', p_source.id_column), format('(%s)::text', p_source.text_expression),
-        format('r.%I::timestamptz', p_source.created_at_column),
-        format('coalesce((%s)::boolean, false)', coalesce(p_source.condition, 'true')), v_owner,
-        format('pgfeed: the text, time and eligibility of rows of %s for feed %s, as the table''s owner',
-               p_source.source, p_source.feed_id),
-        v_keys, p_source.id_column, p_source.source, coalesce(p_source.condition, 'true'),
-        format('pgfeed: the keys of the rows of %s in feed %s, as the table''s owner', p_source.source, p_source.feed_id));
+            ids := ids || v_id; texts := texts || v_text; created := created || v_created;
+            eligible := eligible || v_eligible; errors := errors || v_error;
+        END LOOP;
+    END;
 END
 $$;
-COMMENT ON FUNCTION pgfeed._create_content_reader(pgfeed.content_source) IS
-    'creates (or replaces) the functions that evaluate a feed''s text expression and condition as the content '
-    'table''s owner';
+COMMENT ON FUNCTION pgfeed._evaluate_rows(pgfeed.content_source, anyarray) IS
+    'keys, texts, times and eligibility of content rows (given as an array of the table''s rows), and the errors of '
+    'rows the text expression or condition failed on';
 
-CREATE OR REPLACE FUNCTION pgfeed._drop_content_reader(p_feed_id integer) RETURNS void
+CREATE OR REPLACE FUNCTION pgfeed._lock_source(p_source regclass) RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
 AS $$
 BEGIN
-    EXECUTE format('DROP FUNCTION IF EXISTS %s(anyarray), %s()', pgfeed._content_reader(p_feed_id),
-                   pgfeed._content_keys(p_feed_id));
+    -- Held to the end of the transaction, from before pgfeed._source_problem
+    -- checks the columns to the reads: the table cannot change type under them.
+    -- Not waited for: a table an open ALTER holds is read another time.
+    EXECUTE format('LOCK TABLE %s IN ACCESS SHARE MODE NOWAIT', p_source);
 END
 $$;
-COMMENT ON FUNCTION pgfeed._drop_content_reader(integer) IS 'drops what _create_content_reader made';
+COMMENT ON FUNCTION pgfeed._lock_source(regclass) IS
+    'locks an attached table against ALTER until the transaction ends, or fails at once (lock_not_available)';
 
 CREATE OR REPLACE FUNCTION pgfeed._read_content(p_source pgfeed.content_source, p_item_type regtype, p_ids text[],
                                                 p_after text DEFAULT NULL, p_limit integer DEFAULT NULL,
@@ -230,24 +172,25 @@ LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
 AS $$
 BEGIN
-    -- Content rows by key (p_ids), or the page of p_limit rows after a key in
-    -- key order. pgfeed compares and orders only the key, whose built-in type
-    -- pgfeed._source_problem has checked; the rest is the reader's.
+    -- Content rows by key (p_ids), or the page of p_limit rows after a key in key order.
+    PERFORM pgfeed._lock_source(p_source.source);
+    PERFORM pgfeed._require_source(p_source.source, p_source.source_name, p_source.watched,
+                                   (SELECT name FROM pgfeed.feed_config WHERE feed_id = p_source.feed_id));
     IF p_ids IS NOT NULL THEN
-        EXECUTE format('SELECT r.* FROM %s(ARRAY(SELECT t FROM %s t WHERE t.%I = ANY ($1::%s[]))) AS r',
-                       pgfeed._content_reader(p_source.feed_id), p_source.source, p_source.id_column, p_item_type)
-           INTO ids, texts, created, eligible, errors USING p_ids;
+        EXECUTE format('SELECT r.* FROM pgfeed._evaluate_rows($2, ARRAY(SELECT t FROM %s t WHERE t.%I = ANY ($1::%s[]))) AS r',
+                       p_source.source, p_source.id_column, p_item_type)
+           INTO ids, texts, created, eligible, errors USING p_ids, p_source;
     ELSE
-        EXECUTE format('SELECT r.* FROM %1$s(ARRAY(SELECT t FROM %2$s t WHERE $1 IS NULL OR t.%3$I > $1::%4$s '
-                       'ORDER BY t.%3$I LIMIT %5$s)) AS r',
-                       pgfeed._content_reader(p_source.feed_id), p_source.source, p_source.id_column, p_item_type, p_limit)
-           INTO ids, texts, created, eligible, errors USING p_after;
-        last_key := ids[cardinality(ids)];  -- the reader keeps the order of the rows
+        EXECUTE format('SELECT r.* FROM pgfeed._evaluate_rows($2, ARRAY(SELECT t FROM %1$s t WHERE $1 IS NULL OR t.%2$I > $1::%3$s '
+                       'ORDER BY t.%2$I LIMIT %4$s)) AS r',
+                       p_source.source, p_source.id_column, p_item_type, p_limit)
+           INTO ids, texts, created, eligible, errors USING p_after, p_source;
+        last_key := ids[cardinality(ids)];  -- the rows keep their order
     END IF;
 END
 $$;
 COMMENT ON FUNCTION pgfeed._read_content(pgfeed.content_source, regtype, text[], text, integer) IS
-    'content rows by key, or a page of them after a key, through the feed''s reader: keys, texts, times, '
+    'content rows by key, or a page of them after a key, once the table is locked and checked: keys, texts, times, '
     'eligibility, the errors of rows the expressions failed on, and the page''s last key';
 
 CREATE OR REPLACE FUNCTION pgfeed._content_problem(p_feed pgfeed.feed_config) RETURNS text
@@ -464,7 +407,6 @@ DECLARE
     v_item_kind regtype;
     v_store text := pgfeed._item_store(v_feed.feed_id);
     v_columns smallint[];
-    v_source pgfeed.content_source;
 BEGIN
     IF EXISTS (SELECT 1 FROM pgfeed.content_source s WHERE s.feed_id = v_feed.feed_id) THEN
         RAISE EXCEPTION 'feed "%" already has a content table', feed
@@ -480,9 +422,10 @@ BEGIN
             USING ERRCODE = 'datatype_mismatch', HINT = 'use a timestamptz, timestamp or date column';
     END IF;
     v_columns := pgfeed._content_columns(source, id_column, attach_content.text, created_at_column, condition);
+    PERFORM pgfeed._require_built_in_columns(source, pgfeed._watched(source, v_columns), feed);
 
     PERFORM pgfeed._create_item_store(v_store, v_item_kind, v_feed.dimensions,
-                                      format('pgfeed item store of feed %s (content from %s)', feed, source));
+                                      format('pgfeed item store of feed %s', v_feed.feed_id));
     EXECUTE format($ddl$
         CREATE TABLE %1$s (
             item_id    %2$s PRIMARY KEY,
@@ -490,15 +433,13 @@ BEGIN
         );
         CREATE INDEX ON %1$s (popularity);
         COMMENT ON TABLE %1$s IS %3$L;
-        $ddl$, pgfeed._item_popularity(v_feed.feed_id), v_item_kind, format('pgfeed like counts of feed %s', feed));
+        $ddl$, pgfeed._item_popularity(v_feed.feed_id), v_item_kind, format('pgfeed like counts of feed %s', v_feed.feed_id));
     PERFORM pgfeed._create_tier_triggers(v_feed.feed_id);
 
     INSERT INTO pgfeed.content_source (feed_id, source, id_column, text_expression, created_at_column, condition,
                                        source_name, watched)
     VALUES (v_feed.feed_id, source, id_column, attach_content.text, created_at_column, condition,
-            source::text, pgfeed._watched(source, v_columns))
-    RETURNING * INTO v_source;
-    PERFORM pgfeed._create_content_reader(v_source);
+            source::text, pgfeed._watched(source, v_columns));
     UPDATE pgfeed.feed_config SET item_type = v_item_kind WHERE feed_id = v_feed.feed_id;
     PERFORM pgfeed._grant_readers(v_feed.feed_id);
     PERFORM pgfeed._create_triggers(source, pgfeed._content_trigger_prefix(v_feed.feed_id),
@@ -559,9 +500,8 @@ BEGIN
         IF TG_OP IN ('INSERT', 'UPDATE') THEN
             -- (transition tables are visible only here, not in the functions this one calls)
             -- (rows of the table written to, which may be a partition with columns in another order)
-            EXECUTE format('SELECT * FROM %s(ARRAY(SELECT t::%s FROM pgfeed_new t))', pgfeed._content_reader(v_source.feed_id),
-                           TG_RELID::regclass)
-               INTO v_ids, v_texts, v_created, v_eligible, v_errors;
+            EXECUTE format('SELECT * FROM pgfeed._evaluate_rows($1, ARRAY(SELECT t::%s FROM pgfeed_new t))', TG_RELID::regclass)
+               INTO v_ids, v_texts, v_created, v_eligible, v_errors USING v_source;
             PERFORM pgfeed._sync_items(v_source.feed_id, v_ids, v_texts, v_created, v_eligible,
                                        CASE v_feed.mode WHEN 'async' THEN 'queue' ELSE 'now' END, v_errors);
         END IF;
@@ -790,6 +730,8 @@ DECLARE
     v_source pgfeed.content_source := pgfeed._content_source(p_feed);
     v_gone text[];
 BEGIN
+    PERFORM pgfeed._lock_source(v_source.source);
+    PERFORM pgfeed._require_source(v_source.source, v_source.source_name, v_source.watched, p_feed.name);
     EXECUTE format('SELECT array_agg(s.item_id::text) FROM %s s WHERE NOT EXISTS (SELECT FROM %s r WHERE r.%I = s.item_id)',
                    pgfeed._item_store(p_feed.feed_id), v_source.source, v_source.id_column)
        INTO v_gone;
@@ -868,12 +810,9 @@ COMMENT ON FUNCTION pgfeed.reembed_batch(text, integer, boolean, boolean) IS
 -- Feeds attached before the like-count tiers existed (migration 004) get their triggers here.
 SELECT pgfeed._create_tier_triggers(feed_id) FROM pgfeed.content_source;
 
--- Feeds attached before 0.3.0: record the columns they read, and (every
--- install) make their readers with this version's definition.
+-- Feeds attached before 0.3.0: record the columns they read.
 UPDATE pgfeed.content_source s
    SET source_name = s.source::text,
        watched = pgfeed._watched(s.source, pgfeed._content_columns(s.source, s.id_column, s.text_expression,
                                                                    s.created_at_column, s.condition))
  WHERE s.source_name IS NULL AND EXISTS (SELECT FROM pg_class c WHERE c.oid = s.source);
-SELECT pgfeed._create_content_reader(s) FROM pgfeed.content_source s
- WHERE EXISTS (SELECT FROM pg_class c WHERE c.oid = s.source);

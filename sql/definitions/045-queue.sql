@@ -83,15 +83,6 @@ BEGIN
         RETURN NEXT;
         RETURN;
     END LOOP;
-    -- Like counts and profiles that writers left to be done without waiting.
-    FOR v_feed IN SELECT c.* FROM pgfeed.feed_config c
-                   WHERE c.user_type IS NOT NULL AND (work.feed IS NULL OR c.name = work.feed) ORDER BY c.feed_id LOOP
-        claimed := pgfeed._catch_up_likes(v_feed.feed_id, batch);
-        CONTINUE WHEN claimed = 0;
-        feed_name := v_feed.name; embedded := 0; failed := 0;
-        RETURN NEXT;
-        RETURN;
-    END LOOP;
     -- the feed with the oldest ready work first
     FOR v_feed IN
         SELECT c.* FROM pgfeed.feed_config c
@@ -123,9 +114,12 @@ BEGIN
         SELECT * INTO STRICT v_source FROM pgfeed.content_source WHERE feed_id = v_feed.feed_id;
         BEGIN
             v_rows := pgfeed._read_content(v_source, v_feed.item_type, v_items);
-        EXCEPTION WHEN OTHERS THEN
-            PERFORM pgfeed._record_problem(v_feed.feed_id, 'reading content rows failed: ' || SQLERRM);
-            CONTINUE;
+        EXCEPTION
+            WHEN lock_not_available THEN
+                CONTINUE;  -- an open ALTER holds the table: another time
+            WHEN OTHERS THEN
+                PERFORM pgfeed._record_problem(v_feed.feed_id, 'reading content rows failed: ' || SQLERRM);
+                CONTINUE;
         END;
         v_ids := v_rows.ids; v_texts := v_rows.texts; v_created := v_rows.created; v_eligible := v_rows.eligible;
         v_errors := v_rows.errors;
@@ -163,7 +157,17 @@ BEGIN
         RETURN NEXT;
         RETURN;  -- one batch a call: the caller commits it
     END LOOP;
-    -- No queued work is ready: a batch of a model switch, if one is under way.
+    -- No queued work is ready: like counts and profiles that writers left to
+    -- be done without waiting.
+    FOR v_feed IN SELECT c.* FROM pgfeed.feed_config c
+                   WHERE c.user_type IS NOT NULL AND (work.feed IS NULL OR c.name = work.feed) ORDER BY c.feed_id LOOP
+        claimed := pgfeed._catch_up_likes(v_feed.feed_id, batch);
+        CONTINUE WHEN claimed = 0;
+        feed_name := v_feed.name; embedded := 0; failed := 0;
+        RETURN NEXT;
+        RETURN;
+    END LOOP;
+    -- Then a batch of a model switch, if one is under way.
     -- One worker at a time fills a feed's shadow store; the others skip it.
     FOR v_feed IN
         SELECT c.* FROM pgfeed.feed_config c
@@ -250,7 +254,6 @@ BEGIN
     -- What the triggers missed while the tables could not be read: the item
     -- store follows the content table again (changed texts are queued, for
     -- the workers), and the interaction log is loaded anew from each table.
-    PERFORM pgfeed._create_content_reader(v_source);  -- the owner may have dropped it, or changed
     PERFORM pgfeed._remove_gone_items(p_feed);
     LOOP
         v_page := pgfeed._read_content(v_source, p_feed.item_type, NULL, v_after, 512);

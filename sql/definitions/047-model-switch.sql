@@ -38,7 +38,7 @@ BEGIN
         RETURN;
     END IF;
     PERFORM pgfeed._create_item_store(pgfeed._next_item_store(p_feed.feed_id), p_feed.item_type, v_dimensions,
-                                      format('pgfeed item store of feed %s being filled for model %s', p_feed.name, p_model));
+                                      format('pgfeed item store of feed %s being filled for its next model', p_feed.feed_id));
     UPDATE pgfeed.feed_config SET next_model = p_model, next_dimensions = v_dimensions WHERE feed_id = p_feed.feed_id;
     PERFORM pg_notify('pgfeed_queue', p_feed.feed_id::text);  -- idle workers start on it
 END

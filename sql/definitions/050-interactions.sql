@@ -110,7 +110,7 @@ BEGIN
             COMMENT ON TABLE %9$s IS 'pgfeed users whose profile is to be refreshed again';
             $ddl$, pgfeed._interaction_log(v_feed.feed_id), pgfeed._profile(v_feed.feed_id),
             v_user_kind, v_feed.item_type, v_feed.dimensions,
-            format('pgfeed interaction log of feed %s', feed), format('pgfeed user profiles of feed %s', feed),
+            format('pgfeed interaction log of feed %s', v_feed.feed_id), format('pgfeed user profiles of feed %s', v_feed.feed_id),
             pgfeed._popularity_delta(v_feed.feed_id), pgfeed._profile_dirty(v_feed.feed_id));
         UPDATE pgfeed.feed_config SET user_type = v_user_kind WHERE feed_id = v_feed.feed_id;
     ELSIF v_feed.user_type <> v_user_kind THEN
@@ -144,7 +144,10 @@ AS $$
 DECLARE
     v_users text[]; v_items text[]; v_created timestamptz[];
 BEGIN
-    -- only columns of the built-in types the table was attached with are read (pgfeed._source_problem)
+    -- only columns of the built-in types the table was attached with are read
+    PERFORM pgfeed._lock_source(p_source.source);
+    PERFORM pgfeed._require_source(p_source.source, p_source.source_name, p_source.watched,
+                                   (SELECT name FROM pgfeed.feed_config WHERE feed_id = p_source.feed_id));
     EXECUTE pgfeed._interaction_rows_sql(p_source, p_source.source::text) INTO v_users, v_items, v_created;
     PERFORM pgfeed._apply_interactions(p_source.source_id, NULL, NULL, NULL, v_users, v_items, v_created);
     RETURN coalesce(cardinality(v_users), 0);
@@ -431,17 +434,22 @@ SET search_path FROM CURRENT
 AS $$
 DECLARE
     v_users text[];
+    v_marks bigint[];
+    v_left bigint;
 BEGIN
     -- What writers left for later: like-count changes, and profiles marked
-    -- while another transaction held them. Returns how many of each it took.
+    -- while another transaction held them. Returns how much it did: counts
+    -- folded and profiles refreshed (a profile still held is marked again,
+    -- and is no progress: a role that holds one keeps no worker busy).
     IF (SELECT user_type FROM pgfeed.feed_config WHERE feed_id = p_feed_id) IS NULL THEN
         RETURN 0;
     END IF;
-    EXECUTE format('SELECT array_agg(DISTINCT user_id::text) FROM (SELECT user_id FROM %s ORDER BY seq LIMIT %s) AS m',
+    EXECUTE format('SELECT array_agg(seq), array_agg(DISTINCT user_id::text) FROM (SELECT seq, user_id FROM %s ORDER BY seq LIMIT %s) AS m',
                    pgfeed._profile_dirty(p_feed_id), p_limit)
-       INTO v_users;
+       INTO v_marks, v_users;
     PERFORM pgfeed._refresh_profiles(p_feed_id, v_users);
-    RETURN pgfeed._fold_popularity(p_feed_id) + coalesce(cardinality(v_users), 0);
+    EXECUTE format('SELECT count(*) FROM %s WHERE seq = ANY ($1)', pgfeed._profile_dirty(p_feed_id)) INTO v_left USING v_marks;
+    RETURN pgfeed._fold_popularity(p_feed_id) + coalesce(cardinality(v_marks), 0) - v_left;
 END
 $$;
 COMMENT ON FUNCTION pgfeed._catch_up_likes(integer, integer) IS

@@ -310,6 +310,52 @@ COMMENT ON FUNCTION pgfeed.feed(text, anyelement, integer, anycompatiblearray, b
     'threshold algorithm over the similarity (an HNSW index a like-count tier), time and popularity indexes; '
     'items the user interacted with are left out unless exclude_seen is false';
 
+CREATE OR REPLACE FUNCTION pgfeed._count_content(p_source pgfeed.content_source, p_feed pgfeed.feed_config,
+                                                 OUT items bigint, OUT pending bigint)
+LANGUAGE plpgsql VOLATILE
+-- the search_path the condition was checked with; every pgfeed name here is qualified
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_keys text[];
+    v_page record;
+    v_after text;
+BEGIN
+    -- items: eligible content rows (and rows the condition fails on, kept as
+    -- failed items); pending: queued, or eligible but never brought in
+    -- (triggers skipped), and not failed
+    PERFORM pgfeed._lock_source(p_source.source);
+    PERFORM pgfeed._require_source(p_source.source, p_source.source_name, p_source.watched, p_feed.name);
+    BEGIN
+        EXECUTE format('SELECT array_agg(r.%I::text) FROM %s AS r WHERE coalesce((%s)::boolean, false)',
+                       p_source.id_column, p_source.source, coalesce(p_source.condition, 'true'))
+           INTO v_keys;
+    EXCEPTION WHEN data_exception OR syntax_error_or_access_rule_violation THEN
+        -- (a row the condition fails on: each row alone)
+        v_keys := '{}';
+        LOOP
+            v_page := pgfeed._read_content(p_source, p_feed.item_type, NULL, v_after, 1000);
+            EXIT WHEN v_page.ids IS NULL;
+            v_keys := v_keys || ARRAY(SELECT k FROM unnest(v_page.ids, v_page.eligible, v_page.errors) AS u(k, ok, err)
+                                       WHERE ok OR err IS NOT NULL);
+            v_after := v_page.last_key;
+        END LOOP;
+    END;
+    items := coalesce(cardinality(v_keys), 0);
+    EXECUTE format($q$
+        SELECT count(*) FROM (
+            SELECT q.item_id FROM pgfeed.embedding_queue q WHERE q.feed_id = $1 AND q.failed_at IS NULL
+            UNION
+            (SELECT k FROM unnest($2::text[]) AS k WHERE NOT EXISTS (SELECT FROM %1$s s WHERE s.item_id = k::%2$s)
+             EXCEPT
+             SELECT q.item_id FROM pgfeed.embedding_queue q WHERE q.feed_id = $1 AND q.failed_at IS NOT NULL)) AS p
+        $q$, pgfeed._item_store(p_feed.feed_id), p_feed.item_type)
+       INTO pending USING p_feed.feed_id, v_keys;
+END
+$$;
+COMMENT ON FUNCTION pgfeed._count_content(pgfeed.content_source, pgfeed.feed_config) IS
+    'a feed''s eligible content rows and pending items, read with the caller''s rights';
+
 CREATE OR REPLACE FUNCTION pgfeed.status()
 RETURNS TABLE (feed text, mode text, model text, dimensions integer, switching_to text, items bigint, embedded bigint,
                pending bigint, failed bigint, oldest_pending interval, interactions bigint, profiles bigint,
@@ -321,6 +367,7 @@ SET search_path FROM CURRENT
 AS $$
 DECLARE
     v_feed pgfeed.feed_config;
+    v_source pgfeed.content_source;
 BEGIN
     FOR v_feed IN SELECT * FROM pgfeed.feed_config ORDER BY name LOOP
         feed := v_feed.name; mode := v_feed.mode; model := v_feed.model; dimensions := v_feed.dimensions;
@@ -335,30 +382,23 @@ BEGIN
             SELECT now() - min(q.queued_at) INTO oldest_pending
               FROM pgfeed.embedding_queue q WHERE q.feed_id = v_feed.feed_id AND q.failed_at IS NULL;
             PERFORM FROM pgfeed.content_source s WHERE s.feed_id = v_feed.feed_id;
+            SELECT * INTO v_source FROM pgfeed.content_source s WHERE s.feed_id = v_feed.feed_id;
             IF FOUND AND pgfeed._content_problem(v_feed) IS NULL THEN
-                -- items: eligible content rows (the condition runs as the table's owner); pending: queued, or
-                -- eligible but never brought in (triggers skipped); failed: kept with an error, in the item store
-                -- or the queue, and not pending again (retry)
+                -- embedded; failed: kept with an error, in the item store or the queue, and not queued again (retry)
                 EXECUTE format($q$
-                    WITH eligible AS MATERIALIZED (SELECT k FROM %1$s() AS k),
-                    pending AS MATERIALIZED (
-                        SELECT q.item_id FROM pgfeed.embedding_queue q WHERE q.feed_id = $1 AND q.failed_at IS NULL
-                        UNION
-                        (SELECT e.k FROM eligible e WHERE NOT EXISTS (SELECT FROM %2$s s WHERE s.item_id = e.k::%3$s)
-                         EXCEPT
-                         SELECT q.item_id FROM pgfeed.embedding_queue q WHERE q.feed_id = $1 AND q.failed_at IS NOT NULL)
-                    )
-                    SELECT (SELECT count(*) FROM eligible),
-                           (SELECT count(*) FROM %2$s WHERE embedding IS NOT NULL),
-                           (SELECT count(*) FROM pending),
+                    SELECT (SELECT count(*) FROM %1$s WHERE embedding IS NOT NULL),
                            (SELECT count(*) FROM (
-                                SELECT s.item_id::text FROM %2$s s WHERE s.error IS NOT NULL
+                                SELECT s.item_id::text FROM %1$s s WHERE s.error IS NOT NULL
                                 UNION
                                 SELECT q.item_id FROM pgfeed.embedding_queue q WHERE q.feed_id = $1 AND q.failed_at IS NOT NULL
                                 EXCEPT
-                                SELECT item_id FROM pending) AS f)
-                    $q$, pgfeed._content_keys(v_feed.feed_id), pgfeed._item_store(v_feed.feed_id), v_feed.item_type)
-                   INTO items, embedded, pending, failed USING v_feed.feed_id;
+                                SELECT q.item_id FROM pgfeed.embedding_queue q WHERE q.feed_id = $1 AND q.failed_at IS NULL) AS f)
+                    $q$, pgfeed._item_store(v_feed.feed_id))
+                   INTO embedded, failed USING v_feed.feed_id;
+                -- items and pending read the content table, with the caller's rights: only if it may
+                IF has_table_privilege(v_source.source, 'SELECT') THEN
+                    SELECT c.items, c.pending INTO items, pending FROM pgfeed._count_content(v_source, v_feed) AS c;
+                END IF;
             END IF;
             IF v_feed.user_type IS NOT NULL THEN
                 EXECUTE format('SELECT (SELECT count(*) FROM %s), (SELECT count(*) FROM %s)',
