@@ -229,7 +229,7 @@ BEGIN
     -- pgfeed evaluates it with its own rights, so it may use nothing anyone
     -- but the installer could have made or could change: only what is in
     -- pg_catalog, and the table's columns.
-    SELECT o.identity INTO v_foreign
+    SELECT o.identity || ', which is not built into PostgreSQL' INTO v_foreign
       FROM pg_rewrite w JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = w.oid
      CROSS JOIN LATERAL pg_identify_object(d.refclassid, d.refobjid, 0) AS o
       LEFT JOIN pg_cast c ON d.refclassid = 'pg_cast'::regclass AND c.oid = d.refobjid
@@ -239,14 +239,28 @@ BEGIN
        AND NOT (c.oid IS NOT NULL AND (c.castfunc = 0 OR (SELECT pronamespace FROM pg_proc WHERE oid = c.castfunc)
                                                          = 'pg_catalog'::regnamespace))
      LIMIT 1;
+    -- Nor a function that acts beyond its arguments on the values it is given
+    -- (set_config, pg_read_file, lo_import: volatile ones) or runs SQL given as
+    -- text (query_to_xml and its family).
+    SELECT coalesce(v_foreign, (
+        -- (built-in functions are pinned: pg_depend records none; the parsed rule names each one it calls)
+        SELECT format('function %s, which %s', p.oid::regprocedure,
+                      CASE WHEN p.provolatile = 'v' THEN 'is volatile' ELSE 'runs SQL given as text' END)
+          FROM pg_rewrite w
+         CROSS JOIN LATERAL regexp_matches(w.ev_action::text, ':(?:funcid|opfuncid) (\d+)', 'g') AS m
+          JOIN pg_proc p ON p.oid = m[1]::oid
+         WHERE w.ev_class = ('pg_temp.' || quote_ident(v_view))::regclass
+           AND (p.provolatile = 'v' OR p.proname LIKE '%\_to\_xml%')
+         LIMIT 1))
+      INTO v_foreign;
     IF v_foreign IS NOT NULL THEN
         EXECUTE format('DROP VIEW pg_temp.%I', v_view);
-        RAISE EXCEPTION '% expression % uses %, which is not built into PostgreSQL', p_what, quote_literal(p_expression),
-                        v_foreign
+        RAISE EXCEPTION '% expression % uses %', p_what, quote_literal(p_expression), v_foreign
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = format('pgfeed evaluates it with its own rights, so it may use only built-in functions, operators '
-                                'and types; compute anything else in a generated column of %s (ALTER TABLE %1$s ADD '
-                                'COLUMN ... GENERATED ALWAYS AS (...) STORED) and use that column', p_table);
+                                'and types that act on their arguments alone; compute anything else in a generated column '
+                                'of %s (ALTER TABLE %1$s ADD COLUMN ... GENERATED ALWAYS AS (...) STORED) and use that '
+                                'column', p_table);
     END IF;
     SELECT array_agg(DISTINCT d.refobjsubid::smallint) INTO v_columns
       FROM pg_rewrite w JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = w.oid
