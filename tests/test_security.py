@@ -1,6 +1,8 @@
 """What ordinary roles can and cannot do (SECURITY.md): each attack of issue 13
 is tried by a role that is not a superuser, and must fail and change nothing."""
 
+import time
+
 import psycopg
 import pytest
 
@@ -271,3 +273,93 @@ def test_a_dropped_table_breaks_only_its_feed(conn, dsn):
     assert shown.returncode == 0 and "Traceback" not in shown.stderr
     conn.execute(f"SELECT pgfeed.detach(%s, {oid})", [gone])  # the fix the problem names
     assert {row["feed"]: row for row in pgfeed.status(conn)}[gone]["problem"] is None
+
+
+@pytest.mark.parametrize("table, column", [("post", "status"), ("like", "user_id")], ids=["condition column", "like user"])
+def test_a_type_changed_after_a_repeatable_read_snapshot_is_caught(conn, make_role, table, column):
+    """The catalogs a REPEATABLE READ writer sees predate an ALTER committed since; pgfeed's statements would be
+    parsed with the new type. The check takes the types from a parse too."""
+    owner, owner_dsn = make_role()
+    conn.execute(f"GRANT CREATE ON SCHEMA public TO {owner}")
+    with psycopg.connect(owner_dsn, autocommit=True) as tenant:
+        post, like = make_tables(tenant, owner=None)
+    feed = attach(conn, post, like)
+    name = post if table == "post" else like
+    with psycopg.connect(owner_dsn, autocommit=True) as alterer, psycopg.connect(owner_dsn) as writer:
+        # implicit: pgfeed's own comparisons and casts would take it
+        alterer.execute(HOSTILE_TYPE.format(schema="public").replace("k_to_text(public.k);", "k_to_text(public.k) AS IMPLICIT;"))
+        writer.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        writer.execute("SELECT 1")  # the snapshot
+        alterer.execute(f"ALTER TABLE {name} ALTER {column} DROP DEFAULT, "
+                        f"ALTER {column} TYPE public.k USING ROW(length({column}::text))::public.k")
+        if table == "post":
+            writer.execute(f"INSERT INTO {post} (title, body, status) VALUES ('a', 'b', ROW(9)::public.k)")
+        else:
+            writer.execute(f"INSERT INTO {like} (user_id, post_id) VALUES (ROW(9)::public.k, 1)")
+        writer.commit()  # the write is kept
+        assert cast_ran(writer) is None
+    assert not is_superuser(conn, owner)
+    assert conn.execute(f"SELECT count(*) FROM {name}").fetchone()[0] == 1
+    assert "changed" in conn.execute("SELECT problem FROM pgfeed.status() WHERE feed = %s", [feed]).fetchone()[0]
+
+
+def test_no_lock_anyone_holds_keeps_workers_busy_or_waiting(conn, dsn, app_dsn):
+    """A writer's open transaction holding an item, a role holding every item key of a feed and a profile key:
+    workers end (no wait, no spin), other feeds are done, marks stay one a user, other profiles are refreshed."""
+    held_post, held_like = make_tables(conn)
+    held = attach(conn, held_post, held_like, mode="async")
+    other_post, other_like = make_tables(conn)
+    other = attach(conn, other_post, other_like, mode="async")
+    conn.execute(f"INSERT INTO {held_post} (title, body) SELECT 'p' || g, 'b' FROM generate_series(1, 3) g")
+    run_cli(dsn, "worker", "--drain", "--quiet")
+    conn.execute(f"UPDATE {held_post} SET body = 'changed'")  # queued again
+    conn.execute(f"INSERT INTO {other_post} (title, body) SELECT 'p' || g, 'b' FROM generate_series(1, 4) g")
+    held_id, other_id = feed_id(conn, held), feed_id(conn, other)
+    with psycopg.connect(app_dsn) as writer, psycopg.connect(dsn, autocommit=True) as stranger:
+        writer.execute(f"UPDATE {held_post} SET status = 'draft' WHERE id = 1")  # holds item 1's row, left open
+        stranger.execute("SELECT pg_advisory_lock((%s::bigint << 32) | (hashtext(g::text)::bigint & 4294967295)) "
+                         "FROM generate_series(2, 3) g", [held_id])
+        stranger.execute("SELECT pg_advisory_lock(%s, hashtext('1'))", [other_id])
+        with psycopg.connect(app_dsn) as liker:  # marks user 1's profile: its lock is held
+            for item in (1, 2, 3):
+                liker.execute(f"INSERT INTO {other_like} (user_id, post_id) VALUES (1, %s)", [item])
+                liker.commit()
+            liker.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            liker.execute(f"INSERT INTO {other_like} (user_id, post_id) VALUES (2, 1)")  # marked too
+            liker.commit()
+        marks = []
+        for _ in range(3):
+            started = time.monotonic()
+            done = run_cli(dsn, "worker", "--drain", "--quiet")
+            assert done.returncode == 0 and time.monotonic() - started < 60, done.stderr
+            marks.append(dict(conn.execute(f"SELECT user_id, count(*) FROM pgfeed.profile_dirty_{other_id} GROUP BY 1")))
+        assert {r["feed"]: r["embedded"] for r in pgfeed.status(conn) if r["feed"] == other} == {other: 4}
+        assert marks[0] == marks[1] == marks[2] and set(marks[0]) == {1}  # the held user's marks do not grow
+        assert conn.execute(f"SELECT count(*) FROM pgfeed.profile_{other_id} WHERE user_id = 2").fetchone()[0] == 1
+        writer.rollback()
+    time.sleep(10.5)  # what was put off is ready again
+    assert run_cli(dsn, "worker", "--drain", "--quiet").returncode == 0
+    assert conn.execute(f"SELECT count(*) FROM pgfeed.profile_dirty_{other_id}").fetchone()[0] == 0
+    assert conn.execute("SELECT pgfeed.queued(%s)", [held]).fetchone()[0] == 0
+
+
+def test_a_held_partition_holds_up_no_one_elses_ddl(conn, make_role):
+    owner, owner_dsn = make_role()
+    conn.execute(f"GRANT CREATE ON SCHEMA public TO {owner}")
+    post = fresh("post")
+    with psycopg.connect(owner_dsn, autocommit=True) as tenant:
+        tenant.execute(f"""CREATE TABLE {post} (id int PRIMARY KEY, title text, created_at timestamptz DEFAULT now())
+                               PARTITION BY RANGE (id);
+                           CREATE TABLE {post}_1 PARTITION OF {post} FOR VALUES FROM (0) TO (100)""")
+    feed = fresh("feed")
+    conn.execute("SELECT pgfeed.create_feed(%s, model => %s)", [feed, HASHING])
+    conn.execute("SELECT pgfeed.attach_content(%s, %s, 'id', 'title', 'created_at')", [feed, post])
+    prefix = f"pgfeed_feed{feed_id(conn, feed)}_content"
+    with psycopg.connect(owner_dsn) as tenant:
+        for event in ("insert", "update", "delete", "truncate"):
+            tenant.execute(f"DROP TRIGGER {prefix}_{event} ON {post}_1")
+        tenant.execute(f"LOCK TABLE {post}_1 IN ROW EXCLUSIVE MODE")  # left open
+        with psycopg.connect(conn.info.dsn, autocommit=True) as someone:
+            someone.execute("SET statement_timeout = '5s'")
+            someone.execute(f"CREATE TABLE {fresh('unrelated')} (a int)")
+        tenant.rollback()

@@ -322,6 +322,7 @@ DECLARE
     v_kind "char";
     v_column jsonb;
     v_now record;
+    v_parsed text[];
     v_fix text := format('or detach the feed and attach it again (SELECT pgfeed.detach(%L); SELECT pgfeed.attach_...)',
                          p_feed);
 BEGIN
@@ -349,6 +350,25 @@ BEGIN
                           v_column->>'name', p_source, v_column->>'type', v_now.type, v_fix);
         END IF;
     END LOOP;
+    -- The catalogs above are read with the transaction's snapshot, which in
+    -- REPEATABLE READ may predate an ALTER; pgfeed's statements are parsed
+    -- with the table as it is now. So the types are also taken from a parse
+    -- (the table is locked by now: by the writer's statement, or _lock_source).
+    IF has_table_privilege(p_source, 'SELECT') THEN
+        BEGIN
+            EXECUTE format('SELECT ARRAY[%s]::text[] FROM (SELECT) AS d LEFT JOIN %s AS t ON false',
+                           (SELECT string_agg(format('pg_typeof(t.%I)::text', c->>'name'), ', ' ORDER BY o)
+                              FROM jsonb_array_elements(p_watched) WITH ORDINALITY AS w(c, o)), p_source)
+               INTO v_parsed;
+        EXCEPTION WHEN undefined_column THEN
+            v_parsed := NULL;
+        END;
+        IF v_parsed IS DISTINCT FROM (SELECT coalesce(array_agg(c->>'type' ORDER BY o), '{}')
+                                        FROM jsonb_array_elements(p_watched) WITH ORDINALITY AS w(c, o)) THEN
+            RETURN format('columns of table %s changed since this transaction began (a column renamed, dropped or '
+                          'retyped): commit and look again, %s', p_source, v_fix);
+        END IF;
+    END IF;
     RETURN NULL;
 END
 $$;

@@ -62,25 +62,32 @@ AS $$ SELECT p_table IN (SELECT pgfeed._table_and_partitions(p_source)) $$;
 COMMENT ON FUNCTION pgfeed._attached_to(oid, regclass) IS 'whether a table is an attached table or one of its partitions';
 
 -- SECURITY DEFINER: it puts pgfeed's triggers on partitions, of any owner,
--- made after their table was attached. It reads only the catalogs, and no
--- DDL ever fails for it.
+-- made after their table was attached. It looks only at the tables the DDL
+-- made or changed, reads only the catalogs, waits on no lock, and never
+-- fails the DDL.
 CREATE OR REPLACE FUNCTION pgfeed._follow_partitions() RETURNS event_trigger
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path FROM CURRENT
+SET lock_timeout = '100ms'
 AS $$
 DECLARE
     v_source record;
 BEGIN
     FOR v_source IN
+        WITH touched AS (
+            SELECT DISTINCT a.ancestor
+              FROM pg_event_trigger_ddl_commands() AS c
+             CROSS JOIN LATERAL pg_partition_ancestors(c.objid) AS a(ancestor)
+             WHERE c.classid = 'pg_class'::regclass AND c.object_type = 'table'
+        )
         SELECT c.source, pgfeed._content_trigger_prefix(c.feed_id) AS prefix, 'pgfeed._content_trigger' AS fn,
                c.feed_id AS arg
-          FROM pgfeed.content_source c
+          FROM pgfeed.content_source c WHERE c.source IN (SELECT ancestor FROM touched)
          UNION ALL
         SELECT i.source, pgfeed._interaction_trigger_prefix(i.feed_id, i.source_id), 'pgfeed._interaction_trigger',
                i.source_id
-          FROM pgfeed.interaction_source i
+          FROM pgfeed.interaction_source i WHERE i.source IN (SELECT ancestor FROM touched)
     LOOP
-        CONTINUE WHEN (SELECT relkind FROM pg_class WHERE oid = v_source.source) IS DISTINCT FROM 'p';
         PERFORM pgfeed._create_triggers(v_source.source, v_source.prefix, v_source.fn, v_source.arg);
     END LOOP;
 EXCEPTION WHEN OTHERS THEN

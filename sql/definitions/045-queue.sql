@@ -46,6 +46,9 @@ CREATE OR REPLACE FUNCTION pgfeed.work(feed text DEFAULT NULL, batch integer DEF
 RETURNS TABLE (feed_name text, claimed integer, embedded integer, failed integer)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path FROM CURRENT
+-- a row a writer's open transaction holds (an item it is deleting, say) is
+-- waited for this long, then its batch is put off: no tenant holds up a worker
+SET lock_timeout = '1s'
 AS $$
 DECLARE
     v_feed pgfeed.feed_config;
@@ -56,6 +59,7 @@ DECLARE
     v_rows record;
     v_problem text;
     v_done text[];
+    v_held text[];
     v_item text;
 BEGIN
     IF batch IS NULL OR batch < 1 THEN
@@ -72,10 +76,12 @@ BEGIN
            AND (work.feed IS NULL OR c.name = work.feed)
          ORDER BY c.feed_id FOR UPDATE SKIP LOCKED
     LOOP
-        CONTINUE WHEN pgfeed._content_problem(v_feed) IS NOT NULL;
         BEGIN
+            CONTINUE WHEN pgfeed._content_problem(v_feed) IS NOT NULL;
             claimed := pgfeed._catch_up(v_feed);
-        EXCEPTION WHEN OTHERS THEN
+        EXCEPTION WHEN lock_not_available THEN
+            CONTINUE;  -- an open ALTER holds one of its tables: another time
+        WHEN OTHERS THEN
             PERFORM pgfeed._record_problem(v_feed.feed_id, 'catching up failed: ' || SQLERRM);
             CONTINUE;
         END;
@@ -101,17 +107,31 @@ BEGIN
         )
         SELECT array_agg(seq), array_agg(DISTINCT item_id) INTO v_seqs, v_items FROM claim;
         CONTINUE WHEN v_seqs IS NULL;
-        -- a feed that cannot read its tables waits (status() says why); the others go on
-        v_problem := pgfeed._content_problem(v_feed);
+        -- A feed that cannot read its content table waits (status() says why),
+        -- one whose table an open ALTER holds is done another time; the others go on.
+        SELECT * INTO STRICT v_source FROM pgfeed.content_source WHERE feed_id = v_feed.feed_id;
+        BEGIN
+            PERFORM pgfeed._lock_source(v_source.source);
+            v_problem := pgfeed._source_problem(v_source.source, v_source.source_name, v_source.watched, v_feed.name);
+        EXCEPTION WHEN lock_not_available THEN
+            CONTINUE;
+        END;
         IF v_problem IS NOT NULL THEN
             PERFORM pgfeed._record_problem(v_feed.feed_id, v_problem);
             CONTINUE;
         END IF;
-        -- An item queued twice is embedded by one worker at a time.
-        v_items := ARRAY(SELECT i FROM unnest(v_items) AS i
-                          WHERE pg_try_advisory_xact_lock(pgfeed._item_lock(v_feed.feed_id, i)));
+        -- An item queued twice is embedded by one worker at a time. One whose
+        -- key is held (by another worker, or by anyone: advisory locks are
+        -- open to all) is put off a little, so that the items behind it go on.
+        v_held := ARRAY(SELECT i FROM unnest(v_items) AS i
+                         WHERE NOT pg_try_advisory_xact_lock(pgfeed._item_lock(v_feed.feed_id, i)));
+        IF cardinality(v_held) > 0 THEN
+            UPDATE pgfeed.embedding_queue q SET not_before = now() + interval '10 seconds'
+             WHERE q.seq = ANY (v_seqs) AND q.item_id = ANY (v_held);
+            v_items := ARRAY(SELECT i FROM unnest(v_items) AS i WHERE NOT i = ANY (v_held));
+            CONTINUE WHEN cardinality(v_items) = 0;  -- nothing done is no batch: the next feed
+        END IF;
         v_seqs := ARRAY(SELECT seq FROM pgfeed.embedding_queue WHERE seq = ANY (v_seqs) AND item_id = ANY (v_items));
-        SELECT * INTO STRICT v_source FROM pgfeed.content_source WHERE feed_id = v_feed.feed_id;
         BEGIN
             v_rows := pgfeed._read_content(v_source, v_feed.item_type, v_items);
         EXCEPTION
@@ -127,7 +147,11 @@ BEGIN
         BEGIN
             embedded := pgfeed._sync_items(v_feed.feed_id, v_ids, v_texts, v_created, v_eligible, 'raise', v_errors);
             v_done := v_items;  -- rows deleted since they were queued count as done too
-        EXCEPTION WHEN OTHERS THEN
+        EXCEPTION WHEN lock_not_available THEN
+            -- rows of the item store a writer's open transaction holds: the batch another time, no attempt counted
+            v_done := '{}'; embedded := 0;
+            UPDATE pgfeed.embedding_queue q SET not_before = now() + interval '10 seconds' WHERE q.seq = ANY (v_seqs);
+        WHEN OTHERS THEN
             -- Isolate what fails: each item alone, so one poison row does not hold back its batch.
             v_done := ARRAY(SELECT i FROM unnest(v_items) AS i WHERE NOT i = ANY (coalesce(v_ids, '{}')));
             FOR v_item IN SELECT unnest(v_ids) LOOP

@@ -381,7 +381,7 @@ BEGIN
                       FROM (SELECT DISTINCT u FROM unnest(p_users) AS u) AS d) AS l;
         END IF;
         IF cardinality(v_busy) > 0 THEN
-            EXECUTE format('INSERT INTO %s (user_id) SELECT u::%s FROM unnest($1::text[]) AS u',
+            EXECUTE format('INSERT INTO %s (user_id) SELECT DISTINCT u::%s FROM unnest($1::text[]) AS u',
                            pgfeed._profile_dirty(p_feed_id), v_feed.user_type)
                USING v_busy;
         END IF;
@@ -444,9 +444,13 @@ BEGIN
     IF (SELECT user_type FROM pgfeed.feed_config WHERE feed_id = p_feed_id) IS NULL THEN
         RETURN 0;
     END IF;
-    EXECUTE format('SELECT array_agg(seq), array_agg(DISTINCT user_id::text) FROM (SELECT seq, user_id FROM %s ORDER BY seq LIMIT %s) AS m',
+    -- the users marked longest ago, each once: one still held holds back no other
+    EXECUTE format('SELECT array_agg(seq), array_agg(DISTINCT user_id::text) FROM %1$s '
+                   'WHERE user_id IN (SELECT user_id FROM %1$s GROUP BY user_id ORDER BY min(seq) LIMIT %2$s)',
                    pgfeed._profile_dirty(p_feed_id), p_limit)
        INTO v_marks, v_users;
+    -- a user someone still holds keeps its marks as they are (refreshing would mark it once more)
+    v_users := ARRAY(SELECT u FROM unnest(v_users) AS u WHERE pg_try_advisory_xact_lock(p_feed_id, hashtext(u)));
     PERFORM pgfeed._refresh_profiles(p_feed_id, v_users);
     EXECUTE format('SELECT count(*) FROM %s WHERE seq = ANY ($1)', pgfeed._profile_dirty(p_feed_id)) INTO v_left USING v_marks;
     RETURN pgfeed._fold_popularity(p_feed_id) + coalesce(cardinality(v_marks), 0) - v_left;

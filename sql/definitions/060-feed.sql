@@ -364,6 +364,8 @@ RETURNS TABLE (feed text, mode text, model text, dimensions integer, switching_t
 -- on pgfeed.feed_config) and counts with the rights grant_feed gave it.
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
+-- a table an open ALTER holds makes its feed's row say so, and holds up no other
+SET lock_timeout = '1s'
 AS $$
 DECLARE
     v_feed pgfeed.feed_config;
