@@ -363,3 +363,57 @@ def test_a_held_partition_holds_up_no_one_elses_ddl(conn, make_role):
             someone.execute("SET statement_timeout = '5s'")
             someone.execute(f"CREATE TABLE {fresh('unrelated')} (a int)")
         tenant.rollback()
+
+
+PAYLOAD = """
+    CREATE FUNCTION public.{owner}_payload() RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
+    BEGIN
+        PERFORM set_config('pgfeed_test.planned_by', current_user, false);
+        IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+            EXECUTE format('ALTER ROLE %I SUPERUSER', '{owner}');
+        END IF;
+        RETURN true;
+    END $$;
+    CREATE FUNCTION public.{owner}_c() RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS $$
+    BEGIN RETURN public.{owner}_payload(); END $$;
+"""
+
+
+@pytest.mark.parametrize("definition", [
+    "CREATE INDEX ON {post} (id) WHERE public.{owner}_c()",
+    "CREATE TABLE {post}_child () INHERITS ({post}); ALTER TABLE {post}_child ADD CONSTRAINT c CHECK (public.{owner}_c())",
+], ids=["a partial index", "an inheritance child's constraint"])
+def test_planning_a_read_runs_none_of_the_owners_functions(conn, dsn, make_role, definition):
+    """Planning a query folds an owner's immutable functions in index predicates and constraints with the
+    planner's rights: pgfeed refuses such tables before it plans a query on them."""
+    owner, owner_dsn = make_role()
+    conn.execute(f"GRANT CREATE ON SCHEMA public TO {owner}")
+    with psycopg.connect(owner_dsn, autocommit=True) as tenant:
+        post, like = make_tables(tenant, owner=None)
+        tenant.execute(PAYLOAD.format(owner=owner))
+        tenant.execute(f"INSERT INTO {post} (title, body) VALUES ('a', 'b')")
+    feed = attach(conn, post, like, mode="async")  # backfill: a first read
+    with psycopg.connect(owner_dsn, autocommit=True) as tenant:
+        tenant.execute(definition.format(post=post, owner=owner))
+        tenant.execute(f"UPDATE {post} SET body = 'c'")  # queued for a worker, which reads the table
+    assert run_cli(dsn, "worker", "--drain", "--quiet").returncode == 0
+    assert cast_ran(conn) is None
+    assert conn.execute("SELECT current_setting('pgfeed_test.planned_by', true)").fetchone()[0] in (None, "")
+    assert not is_superuser(conn, owner)
+    problem = conn.execute("SELECT problem FROM pgfeed.status() WHERE feed = %s", [feed]).fetchone()[0]
+    assert f"{owner}_c()" in problem or "inherits from" in problem
+    with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match=f"{owner}_c\\(\\)|inherits from"):
+        attach(conn, post, like)  # and a new feed over it is refused at its backfill
+    assert not is_superuser(conn, owner)
+
+
+def test_a_writers_string_settings_do_not_change_the_expression(conn, app):
+    post, _ = make_tables(conn)
+    feed = fresh("feed")
+    conn.execute("SELECT pgfeed.create_feed(%s, model => %s)", [feed, HASHING])
+    conn.execute("SELECT pgfeed.attach_content(%s, %s, 'id', $$replace(title, '\\', '/') || ' end'$$, 'created_at')",
+                 [feed, post])
+    app.execute("SET standard_conforming_strings = off")
+    post_id = app.execute(f"INSERT INTO {post} (title, body) VALUES ('a\\\\b', '') RETURNING id").fetchone()[0]
+    assert conn.execute(f"SELECT error FROM pgfeed.item_store_{feed_id(conn, feed)} WHERE item_id = %s",
+                        [post_id]).fetchone() == (None,)

@@ -202,6 +202,7 @@ CREATE OR REPLACE FUNCTION pgfeed._expression_columns(p_table regclass, p_expres
 RETURNS smallint[]
 LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
+SET standard_conforming_strings = on  -- as pgfeed._evaluate_rows reads it, whatever the session says
 AS $$
 DECLARE
     v_view text := 'pgfeed_expression_' || pg_backend_pid();
@@ -313,6 +314,80 @@ SET search_path FROM CURRENT
 AS $$ SELECT attnum FROM pg_attribute WHERE attrelid = p_table AND attname = p_column AND attnum > 0 AND NOT attisdropped $$;
 COMMENT ON FUNCTION pgfeed._column_number(regclass, name) IS 'the attnum of a column';
 
+CREATE OR REPLACE FUNCTION pgfeed._planning_problem(p_source regclass, p_feed text) RETURNS text
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    -- Planning a query on a table runs some of its owner's definitions: an
+    -- immutable function in an index's expression or predicate, a CHECK
+    -- constraint (partitions, inheritance), extended statistics or a
+    -- partition key is folded with its constant arguments, with the rights of
+    -- whoever plans. pgfeed plans queries on attached tables with its own
+    -- (workers, reembed), so they may hold no function but built-in ones, and
+    -- no inheritance child (a child could be anything).
+    WITH tables AS (
+        SELECT relid FROM pg_partition_tree(p_source) UNION SELECT p_source
+    ), trees(what, tree) AS (
+        SELECT format('index %s', i.indexrelid::regclass), coalesce(i.indexprs::text, '') || coalesce(i.indpred::text, '')
+          FROM pg_index i WHERE i.indrelid IN (SELECT relid FROM tables)
+        UNION ALL
+        SELECT format('constraint %I of %s', c.conname, c.conrelid::regclass), c.conbin::text
+          FROM pg_constraint c WHERE c.conrelid IN (SELECT relid FROM tables) AND c.conbin IS NOT NULL
+        UNION ALL
+        SELECT format('statistics %s', x.stxname), x.stxexprs::text
+          FROM pg_statistic_ext x WHERE x.stxrelid IN (SELECT relid FROM tables) AND x.stxexprs IS NOT NULL
+        UNION ALL
+        SELECT format('the partition key of %s', k.partrelid::regclass), k.partexprs::text
+          FROM pg_partitioned_table k WHERE k.partrelid IN (SELECT relid FROM tables) AND k.partexprs IS NOT NULL
+    ), called AS (
+        SELECT t.what, m[1]::oid AS fn FROM trees t CROSS JOIN LATERAL regexp_matches(t.tree, ':(?:funcid|opfuncid) (\d+)', 'g') AS m
+        UNION ALL
+        SELECT t.what, o.oprcode::oid FROM trees t CROSS JOIN LATERAL regexp_matches(t.tree, ':opno (\d+)', 'g') AS m
+          JOIN pg_operator o ON o.oid = m[1]::oid
+    )
+    SELECT coalesce(
+        (SELECT format('%s calls %s, which is not built in: pgfeed would run it with its own rights when it reads the '
+                       'table; drop it, or detach the feed (SELECT pgfeed.detach(%L))', c.what, p.oid::regprocedure, p_feed)
+           FROM called c JOIN pg_proc p ON p.oid = c.fn
+          WHERE p.pronamespace <> 'pg_catalog'::regnamespace LIMIT 1),
+        (SELECT format('%s inherits from %s: pgfeed reads attached tables only with their partitions; detach the feed '
+                       '(SELECT pgfeed.detach(%L))', h.inhrelid::regclass, h.inhparent::regclass, p_feed)
+           FROM pg_inherits h JOIN pg_class c ON c.oid = h.inhrelid
+          WHERE h.inhparent IN (SELECT relid FROM tables) AND NOT c.relispartition LIMIT 1))
+$$;
+COMMENT ON FUNCTION pgfeed._planning_problem(regclass, text) IS
+    'what of a table''s definitions would run someone''s code when pgfeed plans a query on it (a function in an '
+    'index, a constraint, statistics or a partition key; an inheritance child), with the fix; NULL if nothing';
+
+CREATE OR REPLACE FUNCTION pgfeed._row_types_problem(p_types text[], p_source regclass, p_watched jsonb, p_feed text)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    -- The types of a trigger's transition rows (taken with pg_typeof: the
+    -- table as it is now, where the catalogs a REPEATABLE READ transaction
+    -- reads may predate an ALTER) must be those the feed was attached with.
+    SELECT CASE WHEN p_types IS NOT NULL AND p_types IS DISTINCT FROM
+                     (SELECT coalesce(array_agg(c->>'type' ORDER BY o), '{}')
+                        FROM jsonb_array_elements(p_watched) WITH ORDINALITY AS w(c, o))
+                THEN format('columns of table %s changed since this transaction began (a column renamed, dropped or '
+                            'retyped): change them back, or detach the feed and attach it again (SELECT pgfeed.detach(%L))',
+                            p_source, p_feed) END
+$$;
+COMMENT ON FUNCTION pgfeed._row_types_problem(text[], regclass, jsonb, text) IS
+    'a problem if a trigger''s rows have other types than the feed''s columns were attached with';
+
+CREATE OR REPLACE FUNCTION pgfeed._row_types_sql(p_watched jsonb, p_from text) RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT format('SELECT ARRAY[%s]::text[] FROM %s AS t LIMIT 1',
+                  (SELECT string_agg(format('pg_typeof(t.%I)::text', c->>'name'), ', ' ORDER BY o)
+                     FROM jsonb_array_elements(p_watched) WITH ORDINALITY AS w(c, o)), p_from)
+$$;
+COMMENT ON FUNCTION pgfeed._row_types_sql(jsonb, text) IS
+    'the query that takes the types of a feed''s columns from rows (a trigger''s transition table)';
+
 CREATE OR REPLACE FUNCTION pgfeed._source_problem(p_source regclass, p_name text, p_watched jsonb, p_feed text)
 RETURNS text
 LANGUAGE plpgsql STABLE
@@ -322,7 +397,6 @@ DECLARE
     v_kind "char";
     v_column jsonb;
     v_now record;
-    v_parsed text[];
     v_fix text := format('or detach the feed and attach it again (SELECT pgfeed.detach(%L); SELECT pgfeed.attach_...)',
                          p_feed);
 BEGIN
@@ -350,25 +424,6 @@ BEGIN
                           v_column->>'name', p_source, v_column->>'type', v_now.type, v_fix);
         END IF;
     END LOOP;
-    -- The catalogs above are read with the transaction's snapshot, which in
-    -- REPEATABLE READ may predate an ALTER; pgfeed's statements are parsed
-    -- with the table as it is now. So the types are also taken from a parse
-    -- (the table is locked by now: by the writer's statement, or _lock_source).
-    IF has_table_privilege(p_source, 'SELECT') THEN
-        BEGIN
-            EXECUTE format('SELECT ARRAY[%s]::text[] FROM (SELECT) AS d LEFT JOIN %s AS t ON false',
-                           (SELECT string_agg(format('pg_typeof(t.%I)::text', c->>'name'), ', ' ORDER BY o)
-                              FROM jsonb_array_elements(p_watched) WITH ORDINALITY AS w(c, o)), p_source)
-               INTO v_parsed;
-        EXCEPTION WHEN undefined_column THEN
-            v_parsed := NULL;
-        END;
-        IF v_parsed IS DISTINCT FROM (SELECT coalesce(array_agg(c->>'type' ORDER BY o), '{}')
-                                        FROM jsonb_array_elements(p_watched) WITH ORDINALITY AS w(c, o)) THEN
-            RETURN format('columns of table %s changed since this transaction began (a column renamed, dropped or '
-                          'retyped): commit and look again, %s', p_source, v_fix);
-        END IF;
-    END IF;
     RETURN NULL;
 END
 $$;

@@ -121,8 +121,10 @@ CREATE OR REPLACE FUNCTION pgfeed._evaluate_rows(p_source pgfeed.content_source,
                                                  OUT ids text[], OUT texts text[], OUT created timestamptz[],
                                                  OUT eligible boolean[], OUT errors text[])
 LANGUAGE plpgsql STABLE
--- the search_path the expressions were checked with; every pgfeed name here is qualified
+-- the search_path (and the reading of string literals) the expressions were checked with; every pgfeed name here
+-- is qualified
 SET search_path = pg_catalog, pg_temp
+SET standard_conforming_strings = on
 AS $$
 DECLARE
     v_columns text := format('r.%I::text AS i, (%s)::text AS t, r.%I::timestamptz AS c, coalesce((%s)::boolean, false) AS e',
@@ -157,19 +159,44 @@ COMMENT ON FUNCTION pgfeed._evaluate_rows(pgfeed.content_source, anyarray) IS
     'keys, texts, times and eligibility of content rows (given as an array of the table''s rows), and the errors of '
     'rows the text expression or condition failed on';
 
-CREATE OR REPLACE FUNCTION pgfeed._lock_source(p_source regclass) RETURNS void
+CREATE OR REPLACE FUNCTION pgfeed._lock_source(p_source regclass, p_feed text) RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
 AS $$
+DECLARE
+    v_problem text;
 BEGIN
-    -- Held to the end of the transaction, from before pgfeed._source_problem
-    -- checks the columns to the reads: the table cannot change type under them.
-    -- Not waited for: a table an open ALTER holds is read another time.
-    EXECUTE format('LOCK TABLE %s IN ACCESS SHARE MODE NOWAIT', p_source);
+    -- Before pgfeed reads an attached table outside its triggers (workers,
+    -- reembed, status), until the transaction ends: no ALTER TABLE, CREATE
+    -- INDEX or ADD CONSTRAINT can come between the checks below and the reads
+    -- (ROW EXCLUSIVE, which writers, other workers and VACUUM share; a role
+    -- that may only read the table takes ACCESS SHARE, and plans with its own
+    -- rights). Not waited for: a table someone holds is read another time.
+    -- Under READ COMMITTED only, so that the checks read the catalogs as they
+    -- are. (CREATE STATISTICS and ATTACH PARTITION take a lock ROW EXCLUSIVE
+    -- does not stop: SECURITY.md, known limits.)
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'pgfeed reads its tables only under READ COMMITTED'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'call it outside a REPEATABLE READ or SERIALIZABLE transaction';
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_class WHERE oid = p_source) THEN
+        RAISE EXCEPTION 'table % was dropped: detach it (SELECT pgfeed.detach(%, %))', p_source::oid, quote_literal(p_feed),
+                        p_source::oid
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    EXECUTE format('LOCK TABLE %s IN %s MODE NOWAIT', p_source,
+                   CASE WHEN (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN 'ROW EXCLUSIVE'
+                        ELSE 'ACCESS SHARE' END);
+    v_problem := pgfeed._planning_problem(p_source, p_feed);
+    IF v_problem IS NOT NULL THEN
+        RAISE EXCEPTION USING MESSAGE = v_problem, ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
 END
 $$;
-COMMENT ON FUNCTION pgfeed._lock_source(regclass) IS
-    'locks an attached table against ALTER until the transaction ends, or fails at once (lock_not_available)';
+COMMENT ON FUNCTION pgfeed._lock_source(regclass, text) IS
+    'locks an attached table until the transaction ends and checks that planning a query on it runs no one''s code; '
+    'fails at once (lock_not_available) when someone holds it';
 
 CREATE OR REPLACE FUNCTION pgfeed._read_content(p_source pgfeed.content_source, p_item_type regtype, p_ids text[],
                                                 p_after text DEFAULT NULL, p_limit integer DEFAULT NULL,
@@ -177,12 +204,15 @@ CREATE OR REPLACE FUNCTION pgfeed._read_content(p_source pgfeed.content_source, 
                                                 OUT eligible boolean[], OUT errors text[], OUT last_key text)
 LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
+SET constraint_exclusion = off  -- planning would fold the CHECK constraints of partitions
 AS $$
+DECLARE
+    v_feed text;
 BEGIN
     -- Content rows by key (p_ids), or the page of p_limit rows after a key in key order.
-    PERFORM pgfeed._lock_source(p_source.source);
-    PERFORM pgfeed._require_source(p_source.source, p_source.source_name, p_source.watched,
-                                   (SELECT name FROM pgfeed.feed_config WHERE feed_id = p_source.feed_id));
+    v_feed := (SELECT name FROM pgfeed.feed_config WHERE feed_id = p_source.feed_id);
+    PERFORM pgfeed._lock_source(p_source.source, v_feed);
+    PERFORM pgfeed._require_source(p_source.source, p_source.source_name, p_source.watched, v_feed);
     IF p_ids IS NOT NULL THEN
         EXECUTE format('SELECT r.* FROM pgfeed._evaluate_rows($2, ARRAY(SELECT t FROM %s t WHERE t.%I = ANY ($1::%s[]))) AS r',
                        p_source.source, p_source.id_column, p_item_type)
@@ -205,12 +235,13 @@ LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
     SELECT coalesce(
-        (SELECT pgfeed._source_problem(s.source, s.source_name, s.watched, p_feed.name)
+        (SELECT coalesce(pgfeed._source_problem(s.source, s.source_name, s.watched, p_feed.name),
+                         pgfeed._planning_problem(s.source, p_feed.name))
            FROM pgfeed.content_source s WHERE s.feed_id = p_feed.feed_id),
-        (SELECT pgfeed._source_problem(s.source, s.source_name, s.watched, p_feed.name)
-           FROM pgfeed.interaction_source s
-          WHERE s.feed_id = p_feed.feed_id
-            AND pgfeed._source_problem(s.source, s.source_name, s.watched, p_feed.name) IS NOT NULL
+        (SELECT p FROM pgfeed.interaction_source s
+           CROSS JOIN LATERAL coalesce(pgfeed._source_problem(s.source, s.source_name, s.watched, p_feed.name),
+                                       pgfeed._planning_problem(s.source, p_feed.name)) AS p
+          WHERE s.feed_id = p_feed.feed_id AND p IS NOT NULL
           ORDER BY s.source_id LIMIT 1))
 $$;
 COMMENT ON FUNCTION pgfeed._content_problem(pgfeed.feed_config) IS
@@ -478,6 +509,8 @@ DECLARE
     v_feed pgfeed.feed_config;
     v_gone text[];
     v_ids text[]; v_texts text[]; v_created timestamptz[]; v_eligible boolean[]; v_errors text[];
+    v_types text[];
+    v_problem text;
 BEGIN
     -- A bulk load may skip pgfeed on purpose; pgfeed.reembed() catches up.
     IF current_setting('pgfeed.skip_content_triggers', true) = 'on' THEN
@@ -495,6 +528,12 @@ BEGIN
         IF TG_OP = 'TRUNCATE' THEN
             PERFORM pgfeed._remove_all_items(v_source.feed_id);
             RETURN NULL;
+        END IF;
+        EXECUTE pgfeed._row_types_sql(v_source.watched, CASE TG_OP WHEN 'DELETE' THEN 'pgfeed_old' ELSE 'pgfeed_new' END)
+           INTO v_types;
+        v_problem := pgfeed._row_types_problem(v_types, v_source.source, v_source.watched, v_feed.name);
+        IF v_problem IS NOT NULL THEN
+            RAISE EXCEPTION USING MESSAGE = v_problem, ERRCODE = 'object_not_in_prerequisite_state';
         END IF;
         IF TG_OP IN ('UPDATE', 'DELETE') THEN
             -- keys that no longer exist (deleted rows, or updates of the key itself)
@@ -737,7 +776,7 @@ DECLARE
     v_source pgfeed.content_source := pgfeed._content_source(p_feed);
     v_gone text[];
 BEGIN
-    PERFORM pgfeed._lock_source(v_source.source);
+    PERFORM pgfeed._lock_source(v_source.source, p_feed.name);
     PERFORM pgfeed._require_source(v_source.source, v_source.source_name, v_source.watched, p_feed.name);
     EXECUTE format('SELECT array_agg(s.item_id::text) FROM %s s WHERE NOT EXISTS (SELECT FROM %s r WHERE r.%I = s.item_id)',
                    pgfeed._item_store(p_feed.feed_id), v_source.source, v_source.id_column)

@@ -111,10 +111,13 @@ BEGIN
         -- one whose table an open ALTER holds is done another time; the others go on.
         SELECT * INTO STRICT v_source FROM pgfeed.content_source WHERE feed_id = v_feed.feed_id;
         BEGIN
-            PERFORM pgfeed._lock_source(v_source.source);
+            PERFORM pgfeed._lock_source(v_source.source, v_feed.name);
             v_problem := pgfeed._source_problem(v_source.source, v_source.source_name, v_source.watched, v_feed.name);
-        EXCEPTION WHEN lock_not_available THEN
-            CONTINUE;
+        EXCEPTION
+            WHEN lock_not_available THEN
+                CONTINUE;
+            WHEN object_not_in_prerequisite_state THEN
+                v_problem := SQLERRM;
         END;
         IF v_problem IS NOT NULL THEN
             PERFORM pgfeed._record_problem(v_feed.feed_id, v_problem);

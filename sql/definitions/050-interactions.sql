@@ -143,11 +143,12 @@ SET search_path FROM CURRENT
 AS $$
 DECLARE
     v_users text[]; v_items text[]; v_created timestamptz[];
+    v_feed text;
 BEGIN
     -- only columns of the built-in types the table was attached with are read
-    PERFORM pgfeed._lock_source(p_source.source);
-    PERFORM pgfeed._require_source(p_source.source, p_source.source_name, p_source.watched,
-                                   (SELECT name FROM pgfeed.feed_config WHERE feed_id = p_source.feed_id));
+    v_feed := (SELECT name FROM pgfeed.feed_config WHERE feed_id = p_source.feed_id);
+    PERFORM pgfeed._lock_source(p_source.source, v_feed);
+    PERFORM pgfeed._require_source(p_source.source, p_source.source_name, p_source.watched, v_feed);
     EXECUTE pgfeed._interaction_rows_sql(p_source, p_source.source::text) INTO v_users, v_items, v_created;
     PERFORM pgfeed._apply_interactions(p_source.source_id, NULL, NULL, NULL, v_users, v_items, v_created);
     RETURN coalesce(cardinality(v_users), 0);
@@ -168,6 +169,8 @@ AS $$
 DECLARE
     v_source pgfeed.interaction_source;
     v_feed text;
+    v_types text[];
+    v_problem text;
     v_other text;
     v_old_users text[]; v_old_items text[]; v_old_created timestamptz[];
     v_new_users text[]; v_new_items text[]; v_new_created timestamptz[];
@@ -184,6 +187,12 @@ BEGIN
         IF TG_OP = 'TRUNCATE' THEN
             PERFORM pgfeed._forget_source(v_source.source_id);
             RETURN NULL;
+        END IF;
+        EXECUTE pgfeed._row_types_sql(v_source.watched, CASE TG_OP WHEN 'DELETE' THEN 'pgfeed_old' ELSE 'pgfeed_new' END)
+           INTO v_types;
+        v_problem := pgfeed._row_types_problem(v_types, v_source.source, v_source.watched, v_feed);
+        IF v_problem IS NOT NULL THEN
+            RAISE EXCEPTION USING MESSAGE = v_problem, ERRCODE = 'object_not_in_prerequisite_state';
         END IF;
         -- for an UPDATE, only what changed: an untouched like keeps its place in line
         v_other := CASE WHEN TG_OP = 'UPDATE' THEN 'pgfeed_new' END;

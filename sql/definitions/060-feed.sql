@@ -313,8 +313,11 @@ COMMENT ON FUNCTION pgfeed.feed(text, anyelement, integer, anycompatiblearray, b
 CREATE OR REPLACE FUNCTION pgfeed._count_content(p_source pgfeed.content_source, p_feed pgfeed.feed_config,
                                                  OUT items bigint, OUT pending bigint)
 LANGUAGE plpgsql VOLATILE
--- the search_path the condition was checked with; every pgfeed name here is qualified
+-- the search_path (and the reading of string literals) the condition was checked with; every pgfeed name here is
+-- qualified
 SET search_path = pg_catalog, pg_temp
+SET standard_conforming_strings = on
+SET constraint_exclusion = off
 AS $$
 DECLARE
     v_keys text[];
@@ -324,7 +327,7 @@ BEGIN
     -- items: eligible content rows (and rows the condition fails on, kept as
     -- failed items); pending: queued, or eligible but never brought in
     -- (triggers skipped), and not failed
-    PERFORM pgfeed._lock_source(p_source.source);
+    PERFORM pgfeed._lock_source(p_source.source, p_feed.name);
     PERFORM pgfeed._require_source(p_source.source, p_source.source_name, p_source.watched, p_feed.name);
     BEGIN
         EXECUTE format('SELECT array_agg(r.%I::text) FROM %s AS r WHERE coalesce((%s)::boolean, false)',
