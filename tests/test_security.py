@@ -25,6 +25,15 @@ HOSTILE_TYPE = """
 """
 
 
+def tenant_tables(conn, make_role):
+    """A role that is not a superuser, may create objects in public, and owns a fresh post and like table."""
+    owner, owner_dsn = make_role()
+    conn.execute(f"GRANT CREATE ON SCHEMA public TO {owner}")
+    with psycopg.connect(owner_dsn, autocommit=True) as tenant:
+        post, like = make_tables(tenant, owner=None)
+    return owner, owner_dsn, post, like
+
+
 def is_superuser(conn, role):
     return conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = %s", [role]).fetchone()[0]
 
@@ -66,10 +75,7 @@ def test_a_callers_own_cast_never_runs_in_feed(conn, make_role, likes, argument)
     ("post", "created_at", "1"), ("post", "title", "length(title)"), ("post", "status", "length(status)"),
 ], ids=["like user", "like item", "content id", "content time", "text expression", "condition"])
 def test_a_table_owners_retyped_column_never_runs_in_the_triggers(conn, make_role, table, column, value):
-    owner, owner_dsn = make_role()
-    conn.execute(f"GRANT CREATE ON SCHEMA public TO {owner}")
-    with psycopg.connect(owner_dsn, autocommit=True) as tenant:
-        post, like = make_tables(tenant, owner=None)
+    owner, owner_dsn, post, like = tenant_tables(conn, make_role)
     feed = attach(conn, post, like)  # a superuser attaches the tenant's tables
     with psycopg.connect(owner_dsn, autocommit=True) as tenant:
         tenant.execute(f"INSERT INTO {post} (title, body) VALUES ('a', 'b')")
@@ -99,10 +105,8 @@ def test_a_table_owners_retyped_column_never_runs_in_the_triggers(conn, make_rol
 def test_expressions_may_use_only_what_is_built_in(conn, make_role, text, condition):
     """pgfeed evaluates text expressions and conditions with its own rights: a function, operator or type the
     table's owner could change (SECURITY INVOKER, SET search_path, a new body) is refused at attach."""
-    owner, owner_dsn = make_role()
-    conn.execute(f"GRANT CREATE ON SCHEMA public TO {owner}")
+    owner, owner_dsn, post, like = tenant_tables(conn, make_role)
     with psycopg.connect(owner_dsn, autocommit=True) as tenant:
-        post, like = make_tables(tenant, owner=None)
         tenant.execute(f"CREATE FUNCTION public.{owner}_summary(t text) RETURNS text LANGUAGE sql AS 'SELECT t'")
         tenant.execute(f"CREATE DOMAIN public.{owner}_t AS text")
     feed = fresh("feed")
@@ -116,10 +120,8 @@ def test_expressions_may_use_only_what_is_built_in(conn, make_role, text, condit
 
 
 def test_columns_of_a_type_of_the_owners_are_refused(conn, make_role):
-    owner, owner_dsn = make_role()
-    conn.execute(f"GRANT CREATE ON SCHEMA public TO {owner}")
+    owner, owner_dsn, post, like = tenant_tables(conn, make_role)
     with psycopg.connect(owner_dsn, autocommit=True) as tenant:
-        post, like = make_tables(tenant, owner=None)
         tenant.execute(f"CREATE TYPE public.{owner}_mood AS ENUM ('happy', 'sad')")
         tenant.execute(f"ALTER TABLE {post} ADD COLUMN mood public.{owner}_mood")
     feed = fresh("feed")
@@ -279,10 +281,7 @@ def test_a_dropped_table_breaks_only_its_feed(conn, dsn):
 def test_a_type_changed_after_a_repeatable_read_snapshot_is_caught(conn, make_role, table, column):
     """The catalogs a REPEATABLE READ writer sees predate an ALTER committed since; pgfeed's statements would be
     parsed with the new type. The check takes the types from a parse too."""
-    owner, owner_dsn = make_role()
-    conn.execute(f"GRANT CREATE ON SCHEMA public TO {owner}")
-    with psycopg.connect(owner_dsn, autocommit=True) as tenant:
-        post, like = make_tables(tenant, owner=None)
+    owner, owner_dsn, post, like = tenant_tables(conn, make_role)
     feed = attach(conn, post, like)
     name = post if table == "post" else like
     with psycopg.connect(owner_dsn, autocommit=True) as alterer, psycopg.connect(owner_dsn) as writer:
@@ -386,10 +385,8 @@ PAYLOAD = """
 def test_planning_a_read_runs_none_of_the_owners_functions(conn, dsn, make_role, definition):
     """Planning a query folds an owner's immutable functions in index predicates and constraints with the
     planner's rights: pgfeed refuses such tables before it plans a query on them."""
-    owner, owner_dsn = make_role()
-    conn.execute(f"GRANT CREATE ON SCHEMA public TO {owner}")
+    owner, owner_dsn, post, like = tenant_tables(conn, make_role)
     with psycopg.connect(owner_dsn, autocommit=True) as tenant:
-        post, like = make_tables(tenant, owner=None)
         tenant.execute(PAYLOAD.format(owner=owner))
         tenant.execute(f"INSERT INTO {post} (title, body) VALUES ('a', 'b')")
     feed = attach(conn, post, like, mode="async")  # backfill: a first read

@@ -359,23 +359,27 @@ COMMENT ON FUNCTION pgfeed._planning_problem(regclass, text) IS
     'what of a table''s definitions would run someone''s code when pgfeed plans a query on it (a function in an '
     'index, a constraint, statistics or a partition key; an inheritance child), with the fix; NULL if nothing';
 
-CREATE OR REPLACE FUNCTION pgfeed._row_types_problem(p_types text[], p_source regclass, p_watched jsonb, p_feed text)
-RETURNS text
-LANGUAGE sql STABLE
+CREATE OR REPLACE FUNCTION pgfeed._require_row_types(p_types text[], p_source regclass, p_watched jsonb, p_feed text)
+RETURNS void
+LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
+BEGIN
     -- The types of a trigger's transition rows (taken with pg_typeof: the
     -- table as it is now, where the catalogs a REPEATABLE READ transaction
     -- reads may predate an ALTER) must be those the feed was attached with.
-    SELECT CASE WHEN p_types IS NOT NULL AND p_types IS DISTINCT FROM
-                     (SELECT coalesce(array_agg(c->>'type' ORDER BY o), '{}')
-                        FROM jsonb_array_elements(p_watched) WITH ORDINALITY AS w(c, o))
-                THEN format('columns of table %s changed since this transaction began (a column renamed, dropped or '
-                            'retyped): change them back, or detach the feed and attach it again (SELECT pgfeed.detach(%L))',
-                            p_source, p_feed) END
+    IF p_types IS NOT NULL AND p_types IS DISTINCT FROM
+       (SELECT coalesce(array_agg(c->>'type' ORDER BY o), '{}') FROM jsonb_array_elements(p_watched) WITH ORDINALITY AS w(c, o))
+    THEN
+        RAISE EXCEPTION 'columns of table % changed since this transaction began (a column renamed, dropped or retyped): '
+                        'change them back, or detach the feed and attach it again (SELECT pgfeed.detach(%))',
+                        p_source, quote_literal(p_feed)
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+END
 $$;
-COMMENT ON FUNCTION pgfeed._row_types_problem(text[], regclass, jsonb, text) IS
-    'a problem if a trigger''s rows have other types than the feed''s columns were attached with';
+COMMENT ON FUNCTION pgfeed._require_row_types(text[], regclass, jsonb, text) IS
+    'fails when a trigger''s rows have other types than the feed''s columns were attached with';
 
 CREATE OR REPLACE FUNCTION pgfeed._row_types_sql(p_watched jsonb, p_from text) RETURNS text
 LANGUAGE sql IMMUTABLE

@@ -510,7 +510,6 @@ DECLARE
     v_gone text[];
     v_ids text[]; v_texts text[]; v_created timestamptz[]; v_eligible boolean[]; v_errors text[];
     v_types text[];
-    v_problem text;
 BEGIN
     -- A bulk load may skip pgfeed on purpose; pgfeed.reembed() catches up.
     IF current_setting('pgfeed.skip_content_triggers', true) = 'on' THEN
@@ -531,10 +530,7 @@ BEGIN
         END IF;
         EXECUTE pgfeed._row_types_sql(v_source.watched, CASE TG_OP WHEN 'DELETE' THEN 'pgfeed_old' ELSE 'pgfeed_new' END)
            INTO v_types;
-        v_problem := pgfeed._row_types_problem(v_types, v_source.source, v_source.watched, v_feed.name);
-        IF v_problem IS NOT NULL THEN
-            RAISE EXCEPTION USING MESSAGE = v_problem, ERRCODE = 'object_not_in_prerequisite_state';
-        END IF;
+        PERFORM pgfeed._require_row_types(v_types, v_source.source, v_source.watched, v_feed.name);
         IF TG_OP IN ('UPDATE', 'DELETE') THEN
             -- keys that no longer exist (deleted rows, or updates of the key itself)
             EXECUTE format('SELECT array_agg(k::text) FROM (SELECT %1$I FROM pgfeed_old %2$s) AS g(k)',

@@ -170,7 +170,6 @@ DECLARE
     v_source pgfeed.interaction_source;
     v_feed text;
     v_types text[];
-    v_problem text;
     v_other text;
     v_old_users text[]; v_old_items text[]; v_old_created timestamptz[];
     v_new_users text[]; v_new_items text[]; v_new_created timestamptz[];
@@ -190,10 +189,7 @@ BEGIN
         END IF;
         EXECUTE pgfeed._row_types_sql(v_source.watched, CASE TG_OP WHEN 'DELETE' THEN 'pgfeed_old' ELSE 'pgfeed_new' END)
            INTO v_types;
-        v_problem := pgfeed._row_types_problem(v_types, v_source.source, v_source.watched, v_feed);
-        IF v_problem IS NOT NULL THEN
-            RAISE EXCEPTION USING MESSAGE = v_problem, ERRCODE = 'object_not_in_prerequisite_state';
-        END IF;
+        PERFORM pgfeed._require_row_types(v_types, v_source.source, v_source.watched, v_feed);
         -- for an UPDATE, only what changed: an untouched like keeps its place in line
         v_other := CASE WHEN TG_OP = 'UPDATE' THEN 'pgfeed_new' END;
         IF TG_OP <> 'INSERT' THEN
