@@ -172,6 +172,8 @@ def test_ungranted_roles_read_nothing(conn, make_role):
         assert feed not in unknown.value.diag.message_hint  # no names of feeds it may not read
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             stranger.execute("SELECT * FROM pgfeed.work()")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):  # nor grant itself the feed
+            stranger.execute("SELECT pgfeed.grant_feed(%s, current_user::regrole)", [feed])
         assert stranger.execute("SELECT pgfeed.version()").fetchone()[0] == pgfeed.__version__
 
 

@@ -58,7 +58,8 @@ COMMENT ON FUNCTION pgfeed._drop_triggers(regclass, text) IS 'removes the trigge
 CREATE OR REPLACE FUNCTION pgfeed._attached_to(p_table oid, p_source regclass) RETURNS boolean
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
-AS $$ SELECT p_table IN (SELECT pgfeed._table_and_partitions(p_source)) $$;
+-- (on every trigger statement: the partition tree is walked only for a write to a partition)
+AS $$ SELECT CASE WHEN p_table = p_source THEN true ELSE p_table IN (SELECT relid FROM pg_partition_tree(p_source)) END $$;
 COMMENT ON FUNCTION pgfeed._attached_to(oid, regclass) IS 'whether a table is an attached table or one of its partitions';
 
 -- SECURITY DEFINER: it puts pgfeed's triggers on partitions, of any owner,

@@ -373,6 +373,7 @@ AS $$
 DECLARE
     v_feed pgfeed.feed_config;
     v_source pgfeed.content_source;
+    v_live text;  -- what keeps the feed from reading its tables now
 BEGIN
     FOR v_feed IN SELECT * FROM pgfeed.feed_config ORDER BY name LOOP
         feed := v_feed.name; mode := v_feed.mode; model := v_feed.model; dimensions := v_feed.dimensions;
@@ -381,14 +382,15 @@ BEGIN
         oldest_pending := NULL;
         -- one feed's broken table is that feed's problem, not the others'
         BEGIN
-            problem := coalesce(pgfeed._content_problem(v_feed),
+            v_live := pgfeed._content_problem(v_feed);
+            problem := coalesce(v_live,
                                 (SELECT p.problem FROM pgfeed.feed_problem p WHERE p.feed_id = v_feed.feed_id
                                   ORDER BY p.seq DESC LIMIT 1));
             SELECT now() - min(q.queued_at) INTO oldest_pending
               FROM pgfeed.embedding_queue q WHERE q.feed_id = v_feed.feed_id AND q.failed_at IS NULL;
             PERFORM FROM pgfeed.content_source s WHERE s.feed_id = v_feed.feed_id;
             SELECT * INTO v_source FROM pgfeed.content_source s WHERE s.feed_id = v_feed.feed_id;
-            IF FOUND AND pgfeed._content_problem(v_feed) IS NULL THEN
+            IF FOUND AND v_live IS NULL THEN
                 -- embedded; failed: kept with an error, in the item store or the queue, and not queued again (retry)
                 EXECUTE format($q$
                     SELECT (SELECT count(*) FROM %1$s WHERE embedding IS NOT NULL),
