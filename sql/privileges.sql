@@ -14,6 +14,7 @@ GRANT SELECT ON pgfeed.feed_config, pgfeed.feed_reader, pgfeed.content_source, p
 TO PUBLIC;
 GRANT EXECUTE ON FUNCTION
     pgfeed.feed(text, anyelement, integer, anycompatiblearray, boolean),
+    pgfeed.profile(text, anyelement),
     pgfeed.embed(text, text),
     pgfeed.status(),
     pgfeed.encoder_stats(),
@@ -27,6 +28,10 @@ GRANT EXECUTE ON FUNCTION
     pgfeed._item_popularity(integer),
     pgfeed._interaction_log(integer),
     pgfeed._profile(integer),
+    pgfeed._profile_dirty(integer),
+    pgfeed._profile_sql(pgfeed.feed_config, text),
+    pgfeed._current_profile(pgfeed.feed_config, text),
+    pgfeed._scale(@vector@.vector, float8),
     pgfeed._count_content(pgfeed.content_source, pgfeed.feed_config),
     pgfeed._read_content(pgfeed.content_source, regtype, text[], text, integer),
     pgfeed._evaluate_rows(pgfeed.content_source, anyarray),

@@ -125,6 +125,15 @@ def feed_id(conn, name: str) -> int:
     return conn.execute("SELECT feed_id FROM pgfeed.feed_config WHERE name = %s", [name]).fetchone()[0]
 
 
+def drain(conn, feed: str, batch: int = 64) -> list:
+    """pgfeed.work() until it finds nothing ready (the queue, like counts, profiles to store, a model switch);
+    the batches it did."""
+    calls = []
+    while batch_done := conn.execute("SELECT * FROM pgfeed.work(%s, %s)", [feed, batch]).fetchall():
+        calls += batch_done
+    return calls
+
+
 def encoder_calls(conn, model: str = HASHING) -> int:
     row = conn.execute("SELECT calls FROM pgfeed.encoder_stats() WHERE model = %s", [model]).fetchone()
     return row[0] if row else 0

@@ -11,7 +11,7 @@ import time
 import psycopg
 import pytest
 
-from conftest import HASHING, feed_id, fresh, make_tables
+from conftest import HASHING, drain, feed_id, fresh, make_tables
 from test_profiles import assert_profile
 
 PROFILE_SIZE = 5  # as test_profiles' reference
@@ -28,11 +28,6 @@ def like_feed(conn, time_column=True):
     conn.execute(f"""INSERT INTO {post} (title, body) SELECT 'post ' || g, (ARRAY['cats purr', 'dogs bark', 'stocks fall',
                      'rain falls'])[g % 4 + 1] || ' ' || g FROM generate_series(1, 40) g""")
     return post, like, feed
-
-
-def drain(conn, feed):
-    while conn.execute("SELECT * FROM pgfeed.work(%s)", [feed]).fetchall():
-        pass
 
 
 def assert_mirrored(conn, post, like, feed):

@@ -9,7 +9,7 @@ import pytest
 from psycopg.conninfo import make_conninfo
 
 import pgfeed
-from conftest import ROOT
+from conftest import HASHING, ROOT
 
 SNAPSHOT = """
     SELECT 'function', p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
@@ -61,7 +61,8 @@ def test_every_function_has_a_comment_and_a_fixed_search_path(empty_database):
 def test_alembic_upgrade_gives_what_install_gives_and_downgrade_removes_it(dsn, empty_database):
     alembic(empty_database, "upgrade", "head")
     via_alembic = snapshot(empty_database)
-    per_feed = ("item_store_", "item_popularity_", "interaction_log_", "profile_", "popularity_delta_", "profile_dirty_")
+    per_feed = ("item_store_", "item_popularity_", "interaction_log_", "profile_", "popularity_delta_", "profile_dirty_",
+                "_follow_interactions_")
     reference = [row for row in snapshot(dsn) if not row[1].startswith(per_feed)]
     # the test database's server path also reaches tests/server; nothing else may differ
     def strip(rows):
@@ -112,20 +113,26 @@ def test_a_python_path_the_server_cannot_import_from_changes_nothing(empty_datab
 
 def test_plpgsql_check_finds_nothing(empty_database):
     """plpgsql_check (errors, other and extra warnings) over every PL/pgSQL function, trigger functions on a table
-    like the ones they are attached to."""
+    like the ones they are attached to, among them the trigger function pgfeed makes for a like table."""
     pgfeed.install(empty_database)
     with psycopg.connect(empty_database, autocommit=True) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS plpgsql_check")
         conn.execute("CREATE TEMP TABLE content (id int PRIMARY KEY, body text, created_at timestamptz)")
         conn.execute("CREATE TEMP TABLE like_count (item_id bigint PRIMARY KEY, popularity bigint)")
+        conn.execute("""CREATE TABLE post (id bigint PRIMARY KEY, body text NOT NULL, created_at timestamptz);
+                        CREATE TABLE post_like (user_id bigint NOT NULL, post_id bigint NOT NULL, created_at date)""")
+        conn.execute("SELECT pgfeed.create_feed('checked', model => %s)", [HASHING])
+        conn.execute("SELECT pgfeed.attach_content('checked', 'post', 'id', 'body', 'created_at')")
+        conn.execute("SELECT pgfeed.attach_interactions('checked', 'post_like', 'user_id', 'post_id', "
+                     "created_at_column => 'created_at')")
         found = conn.execute("""
             SELECT p.oid::regprocedure::text, c.lineno, c.level, c.message
               FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang AND l.lanname = 'plpgsql'
              CROSS JOIN LATERAL plpgsql_check_function_tb(
-                   p.oid, CASE p.oid WHEN 'pgfeed._tier_trigger()'::regprocedure THEN 'like_count'::regclass
-                                     WHEN 'pgfeed._content_trigger()'::regprocedure THEN 'content'::regclass
-                                     WHEN 'pgfeed._interaction_trigger()'::regprocedure THEN 'content'::regclass
-                                     ELSE 0 END,
+                   p.oid, CASE WHEN p.oid = 'pgfeed._tier_trigger()'::regprocedure THEN 'like_count'::regclass
+                               WHEN p.oid = 'pgfeed._content_trigger()'::regprocedure THEN 'content'::regclass
+                               WHEN p.proname LIKE '\\_follow\\_interactions\\_%' THEN 'post_like'::regclass
+                               ELSE 0 END,
                    fatal_errors => false,
                    oldtable => CASE WHEN p.prorettype = 'trigger'::regtype THEN 'pgfeed_old' END,
                    newtable => CASE WHEN p.prorettype = 'trigger'::regtype THEN 'pgfeed_new' END) AS c
@@ -133,4 +140,6 @@ def test_plpgsql_check_finds_nothing(empty_database):
                -- the SQL contract names feed()'s parameter "limit" (quoted, as every call may)
                AND c.message <> 'name of parameter "limit" is reserved keyword'
         """).fetchall()
+        followers = conn.execute("SELECT count(*) FROM pg_proc WHERE proname LIKE '\\_follow\\_interactions\\_%'")
+        assert followers.fetchone()[0] == 1
     assert found == []

@@ -7,7 +7,7 @@ import pytest
 from sentence_transformers import SentenceTransformer
 
 import pgfeed
-from conftest import attach, feed_id, make_tables
+from conftest import attach, drain, feed_id, make_tables
 
 pytestmark = pytest.mark.model
 
@@ -82,6 +82,7 @@ def test_int8_variant_stays_close_to_fp32_and_records_its_model(model_conn, refe
     assert {model for _, _, model in rows} == {"all-MiniLM-L6-v2:onnx-int8/384"}
     model_conn.execute(f"INSERT INTO {like} (user_id, post_id) SELECT 5, id FROM {post} WHERE title = ANY (%s)",
                        [FINANCE[:2]])
+    drain(model_conn, feed)  # a worker stores the profile
     assert model_conn.execute(f"SELECT model FROM pgfeed.profile_{feed_id(model_conn, feed)}").fetchone()[0] \
         == "all-MiniLM-L6-v2:onnx-int8/384"
 

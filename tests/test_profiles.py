@@ -1,12 +1,14 @@
 """Profiles and popularity against a numpy reference computed from the user's
-own tables: profile = normalized mean of the last N liked items' embeddings."""
+own tables: profile = normalized mean of the last N liked items' embeddings.
+The profile feed() ranks by (pgfeed.profile) follows a like at once; the
+profile table is stored by workers."""
 
 import threading
 
 import numpy as np
 import psycopg
 
-from conftest import HASHING, attach, feed_id, fresh, make_tables
+from conftest import HASHING, attach, drain, feed_id, fresh, make_tables
 from pgfeed.encoders.hashing import HashingEncoder
 
 PROFILE_SIZE = 5
@@ -32,18 +34,34 @@ def reference_profile(conn, post, like, user_id):
     return mean / np.linalg.norm(mean)
 
 
+def as_array(text):
+    return None if text is None else np.array([float(x) for x in text.strip("[]").split(",")])
+
+
+def current_profile(conn, feed, user_id):
+    return as_array(conn.execute("SELECT pgfeed.profile(%s, %s::bigint)::text", [feed, user_id]).fetchone()[0])
+
+
 def stored_profile(conn, feed, user_id):
     row = conn.execute(f"SELECT embedding::text FROM pgfeed.profile_{feed_id(conn, feed)} WHERE user_id = %s",
                        [user_id]).fetchone()
-    return None if row is None else np.array([float(x) for x in row[0].strip("[]").split(",")])
+    return None if row is None else as_array(row[0])
 
 
-def assert_profile(conn, post, like, feed, user_id):
-    expected, actual = reference_profile(conn, post, like, user_id), stored_profile(conn, feed, user_id)
+def assert_close(actual, expected):
     if expected is None:
         assert actual is None
     else:
         np.testing.assert_allclose(actual, expected, atol=1e-5)
+
+
+def assert_profile(conn, post, like, feed, user_id):
+    """The profile feed() ranks by equals the reference at once, and the stored one once a worker has run."""
+    expected = reference_profile(conn, post, like, user_id)
+    assert_close(current_profile(conn, feed, user_id), expected)
+    drain(conn, feed)
+    assert_close(stored_profile(conn, feed, user_id), expected)
+    assert_close(current_profile(conn, feed, user_id), expected)
 
 
 def test_profile_is_the_normalized_mean_of_the_last_n_likes(app, conn):
@@ -73,6 +91,8 @@ def test_unlike_recomputes_and_last_unlike_removes_the_profile(app, conn):
     app.execute(f"DELETE FROM {like} WHERE user_id = 7 AND post_id = %s", [ids[-1]])
     assert_profile(conn, post, like, feed, 7)
     app.execute(f"DELETE FROM {like} WHERE user_id = 7")
+    assert current_profile(conn, feed, 7) is None
+    drain(conn, feed)
     assert stored_profile(conn, feed, 7) is None
 
 
@@ -121,7 +141,9 @@ def test_without_a_time_column_the_order_of_insertion_counts(app, conn):
                      [post_id, post_id])
     texts = [r[0] for r in conn.execute(f"SELECT title || ' ' || body FROM {post} WHERE id IN (1, 3)")]
     mean = HashingEncoder().encode(texts).astype(np.float64).mean(axis=0)
-    np.testing.assert_allclose(stored_profile(conn, feed, 5), mean / np.linalg.norm(mean), atol=1e-5)
+    assert_close(current_profile(conn, feed, 5), mean / np.linalg.norm(mean))
+    drain(conn, feed)
+    assert_close(stored_profile(conn, feed, 5), mean / np.linalg.norm(mean))
 
 
 def test_concurrent_likes_of_one_user_both_count(conn, dsn):
@@ -137,10 +159,23 @@ def test_concurrent_likes_of_one_user_both_count(conn, dsn):
 
         worker = threading.Thread(target=like_in_second)
         worker.start()
-        assert done.wait(10)  # without waiting for the first transaction: the profile is marked instead
+        assert done.wait(10)  # without waiting for the first transaction
         first.commit()
         worker.join(10)
-    assert conn.execute(f"SELECT count(*) FROM pgfeed.profile_dirty_{feed_id(conn, feed)}").fetchone()[0] == 1
-    while conn.execute("SELECT * FROM pgfeed.work(%s)", [feed]).fetchall():  # a worker refreshes it
-        pass
-    assert_profile(conn, post, like, feed, 8)
+    assert conn.execute(f"SELECT count(*) FROM pgfeed.profile_dirty_{feed_id(conn, feed)}").fetchone()[0] == 2
+    assert_profile(conn, post, like, feed, 8)  # a worker stores it
+    assert conn.execute(f"SELECT count(*) FROM pgfeed.profile_dirty_{feed_id(conn, feed)}").fetchone()[0] == 0
+
+
+def test_a_users_next_read_follows_their_like_under_any_isolation(app, conn):
+    """Read-your-writes without a worker: the like's own transaction, and the next one, rank by the new profile."""
+    post, like, feed = setup_feed(conn)
+    for level in ("READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE"):
+        user_id = {"READ COMMITTED": 21, "REPEATABLE READ": 22, "SERIALIZABLE": 23}[level]
+        with app.transaction():
+            app.execute(f"SET TRANSACTION ISOLATION LEVEL {level}")
+            app.execute(f"INSERT INTO {like} (user_id, post_id) VALUES (%s, 1), (%s, 2)", [user_id, user_id])
+            assert_close(current_profile(app, feed, user_id), reference_profile(app, post, like, user_id))
+        assert_close(current_profile(app, feed, user_id), reference_profile(conn, post, like, user_id))
+        assert stored_profile(conn, feed, user_id) is None  # not stored yet: no worker ran
+

@@ -13,7 +13,7 @@ import numpy as np
 import psycopg
 import pytest
 
-from conftest import HASHING, POISON, SLOW, attach, feed_id, make_tables
+from conftest import HASHING, POISON, SLOW, attach, drain, feed_id, make_tables
 from pgfeed.encoders.hashing import HashingEncoder
 
 
@@ -33,14 +33,6 @@ def assert_embedded_as_reference(conn, feed, post):
     assert sorted(stored) == sorted(texts)
     expected = HashingEncoder().encode([texts[i] for i in sorted(texts)])
     np.testing.assert_allclose(np.array([stored[i] for i in sorted(texts)]), expected, atol=1e-6)
-
-
-def drain(conn, feed, batch=64):
-    """pgfeed.work() until it finds nothing ready; the batches it did."""
-    calls = []
-    while batch_done := conn.execute("SELECT * FROM pgfeed.work(%s, %s)", [feed, batch]).fetchall():
-        calls += batch_done
-    return calls
 
 
 def run_worker(dsn, feed, *args):

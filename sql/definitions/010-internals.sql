@@ -123,6 +123,13 @@ SET search_path FROM CURRENT
 AS $$ SELECT 'pgfeed.interaction_log_' || p_feed_id $$;
 COMMENT ON FUNCTION pgfeed._interaction_log(integer) IS 'name of a feed''s log of interactions, mirrored from the attached tables';
 
+CREATE OR REPLACE FUNCTION pgfeed._interaction_follower(p_source_id integer) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path FROM CURRENT
+AS $$ SELECT 'pgfeed._follow_interactions_' || p_source_id $$;
+COMMENT ON FUNCTION pgfeed._interaction_follower(integer) IS
+    'name of the trigger function of an interaction table (pgfeed._create_interaction_follower)';
+
 CREATE OR REPLACE FUNCTION pgfeed._popularity_delta(p_feed_id integer) RETURNS text
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 SET search_path FROM CURRENT
@@ -135,7 +142,7 @@ LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 SET search_path FROM CURRENT
 AS $$ SELECT 'pgfeed.profile_dirty_' || p_feed_id $$;
 COMMENT ON FUNCTION pgfeed._profile_dirty(integer) IS
-    'name of a feed''s users whose profile a concurrent transaction kept from being refreshed';
+    'name of a feed''s users whose likes changed since their profile was stored';
 
 CREATE OR REPLACE FUNCTION pgfeed._profile(p_feed_id integer) RETURNS text
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
@@ -359,18 +366,17 @@ COMMENT ON FUNCTION pgfeed._planning_problem(regclass, text) IS
     'what of a table''s definitions would run someone''s code when pgfeed plans a query on it (a function in an '
     'index, a constraint, statistics or a partition key; an inheritance child), with the fix; NULL if nothing';
 
-CREATE OR REPLACE FUNCTION pgfeed._require_row_types(p_types text[], p_source regclass, p_watched jsonb, p_feed text)
+CREATE OR REPLACE FUNCTION pgfeed._require_row_types(p_typed boolean, p_source regclass, p_feed text)
 RETURNS void
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
 BEGIN
-    -- The types of a trigger's transition rows (taken with pg_typeof: the
-    -- table as it is now, where the catalogs a REPEATABLE READ transaction
-    -- reads may predate an ALTER) must be those the feed was attached with.
-    IF p_types IS NOT NULL AND p_types IS DISTINCT FROM
-       (SELECT coalesce(array_agg(c->>'type' ORDER BY o), '{}') FROM jsonb_array_elements(p_watched) WITH ORDINALITY AS w(c, o))
-    THEN
+    -- p_typed: whether rows have the types their table's columns were
+    -- attached with (pgfeed._row_types_sql), taken with pg_typeof: the table
+    -- as it is now, where the catalogs a REPEATABLE READ transaction reads may
+    -- predate an ALTER.
+    IF NOT p_typed THEN
         RAISE EXCEPTION 'columns of table % changed since this transaction began (a column renamed, dropped or retyped): '
                         'change them back, or detach the feed and attach it again (SELECT pgfeed.detach(%))',
                         p_source, quote_literal(p_feed)
@@ -378,19 +384,20 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION pgfeed._require_row_types(text[], regclass, jsonb, text) IS
+COMMENT ON FUNCTION pgfeed._require_row_types(boolean, regclass, text) IS
     'fails when a trigger''s rows have other types than the feed''s columns were attached with';
 
 CREATE OR REPLACE FUNCTION pgfeed._row_types_sql(p_watched jsonb, p_from text) RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
-    SELECT format('SELECT ARRAY[%s]::text[] FROM %s AS t LIMIT 1',
-                  (SELECT string_agg(format('pg_typeof(t.%I)::text', c->>'name'), ', ' ORDER BY o)
-                     FROM jsonb_array_elements(p_watched) WITH ORDINALITY AS w(c, o)), p_from)
+    -- (no row: NULL, nothing to object to)
+    SELECT format('SELECT bool_and(%s) FROM %s AS t', string_agg(format('pg_typeof(t.%I) = %L::regtype', c->>'name', c->>'type'), ' AND '),
+                  p_from)
+      FROM jsonb_array_elements(p_watched) AS w(c)
 $$;
 COMMENT ON FUNCTION pgfeed._row_types_sql(jsonb, text) IS
-    'the query that takes the types of a feed''s columns from rows (a trigger''s transition table)';
+    'the query that tells whether rows (a trigger''s transition table) have the types a feed''s columns were attached with';
 
 CREATE OR REPLACE FUNCTION pgfeed._source_problem(p_source regclass, p_name text, p_watched jsonb, p_feed text)
 RETURNS text

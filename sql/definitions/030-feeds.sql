@@ -152,8 +152,7 @@ BEGIN
     IF detach.source IS NULL OR detach.source = v_content.source THEN
         -- Without its content a feed has nothing to rank: everything goes.
         FOR v_interactions IN SELECT * FROM pgfeed.interaction_source WHERE feed_id = v_feed.feed_id LOOP
-            PERFORM pgfeed._drop_triggers(v_interactions.source,
-                                          pgfeed._interaction_trigger_prefix(v_feed.feed_id, v_interactions.source_id));
+            PERFORM pgfeed._drop_interaction_follower(v_interactions);
         END LOOP;
         IF v_content.feed_id IS NOT NULL THEN
             PERFORM pgfeed._drop_triggers(v_content.source, pgfeed._content_trigger_prefix(v_feed.feed_id));
@@ -178,8 +177,7 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'table % is not attached to feed "%"', detach.source, feed USING ERRCODE = 'undefined_object';
     END IF;
-    PERFORM pgfeed._drop_triggers(v_interactions.source,
-                                  pgfeed._interaction_trigger_prefix(v_feed.feed_id, v_interactions.source_id));
+    PERFORM pgfeed._drop_interaction_follower(v_interactions);
     PERFORM pgfeed._forget_source(v_interactions.source_id);
     DELETE FROM pgfeed.interaction_source WHERE source_id = v_interactions.source_id;
 END
@@ -204,7 +202,8 @@ LANGUAGE sql STABLE STRICT
 SET search_path FROM CURRENT
 AS $$
     SELECT t FROM unnest(ARRAY[pgfeed._item_store(p_feed_id), pgfeed._item_popularity(p_feed_id),
-                               pgfeed._interaction_log(p_feed_id), pgfeed._profile(p_feed_id)]) AS t
+                               pgfeed._interaction_log(p_feed_id), pgfeed._profile(p_feed_id),
+                               pgfeed._profile_dirty(p_feed_id)]) AS t
      WHERE to_regclass(t) IS NOT NULL
 $$;
 COMMENT ON FUNCTION pgfeed._readable_tables(integer) IS 'the tables of a feed that its readers read, as far as they exist';

@@ -85,7 +85,7 @@ BEGIN
                c.feed_id AS arg
           FROM pgfeed.content_source c WHERE c.source IN (SELECT ancestor FROM touched)
          UNION ALL
-        SELECT i.source, pgfeed._interaction_trigger_prefix(i.feed_id, i.source_id), 'pgfeed._interaction_trigger',
+        SELECT i.source, pgfeed._interaction_trigger_prefix(i.feed_id, i.source_id), pgfeed._interaction_follower(i.source_id),
                i.source_id
           FROM pgfeed.interaction_source i WHERE i.source IN (SELECT ancestor FROM touched)
     LOOP
@@ -369,14 +369,17 @@ LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
 AS $$
 BEGIN
-    -- only when the tier changes: twice in the life of an item with a hundred likes
+    -- Only when the tier changes: twice in the life of an item with a hundred
+    -- likes. The conditions are the tiers' bounds written out: a call of
+    -- pgfeed._popularity_tier there would be set up again for every like.
     EXECUTE format($ddl$
         CREATE OR REPLACE TRIGGER pgfeed_tier_insert AFTER INSERT ON %1$s FOR EACH ROW
-            WHEN (pgfeed._popularity_tier(NEW.popularity) <> 0) EXECUTE FUNCTION pgfeed._tier_trigger(%2$s);
+            WHEN (NEW.popularity > %3$s) EXECUTE FUNCTION pgfeed._tier_trigger(%2$s);
         CREATE OR REPLACE TRIGGER pgfeed_tier_update AFTER UPDATE OF popularity ON %1$s FOR EACH ROW
-            WHEN (pgfeed._popularity_tier(OLD.popularity) <> pgfeed._popularity_tier(NEW.popularity))
-            EXECUTE FUNCTION pgfeed._tier_trigger(%2$s);
-        $ddl$, pgfeed._item_popularity(p_feed_id), p_feed_id);
+            WHEN (%4$s) EXECUTE FUNCTION pgfeed._tier_trigger(%2$s);
+        $ddl$, pgfeed._item_popularity(p_feed_id), p_feed_id, pgfeed._tier_most_likes(0),
+        (SELECT string_agg(format('(OLD.popularity > %1$s) <> (NEW.popularity > %1$s)', pgfeed._tier_most_likes(t)), ' OR ')
+           FROM generate_series(0, pgfeed._popularity_tiers() - 2) AS t));
 END
 $$;
 COMMENT ON FUNCTION pgfeed._create_tier_triggers(integer) IS
@@ -510,7 +513,7 @@ DECLARE
     v_feed pgfeed.feed_config;
     v_gone text[];
     v_ids text[]; v_texts text[]; v_created timestamptz[]; v_eligible boolean[]; v_errors text[];
-    v_types text[];
+    v_typed boolean;
 BEGIN
     -- A bulk load may skip pgfeed on purpose; pgfeed.reembed() catches up.
     IF current_setting('pgfeed.skip_content_triggers', true) = 'on' THEN
@@ -530,8 +533,8 @@ BEGIN
             RETURN NULL;
         END IF;
         EXECUTE pgfeed._row_types_sql(v_source.watched, CASE TG_OP WHEN 'DELETE' THEN 'pgfeed_old' ELSE 'pgfeed_new' END)
-           INTO v_types;
-        PERFORM pgfeed._require_row_types(v_types, v_source.source, v_source.watched, v_feed.name);
+           INTO v_typed;
+        PERFORM pgfeed._require_row_types(v_typed, v_source.source, v_feed.name);
         IF TG_OP IN ('UPDATE', 'DELETE') THEN
             -- keys that no longer exist (deleted rows, or updates of the key itself)
             EXECUTE format('SELECT array_agg(k::text) FROM (SELECT %1$I FROM pgfeed_old %2$s) AS g(k)',

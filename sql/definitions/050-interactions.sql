@@ -10,26 +10,33 @@ SET search_path FROM CURRENT
 AS $$ SELECT 'pgfeed_feed' || p_feed_id || '_interactions' || p_source_id $$;
 COMMENT ON FUNCTION pgfeed._interaction_trigger_prefix(integer, integer) IS 'name prefix of the triggers on an interaction table';
 
-CREATE OR REPLACE FUNCTION pgfeed._interaction_rows_sql(
-    p_source pgfeed.interaction_source, p_from text, p_except_from text DEFAULT NULL)
+CREATE OR REPLACE FUNCTION pgfeed._interaction_rows_sql(p_source pgfeed.interaction_source, p_from text)
 RETURNS text
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-    -- (user, item, time) of the rows in p_from as parallel arrays; with
-    -- p_except_from, only the rows not also there (what an UPDATE changed).
-    WITH projection AS (
-        SELECT format('SELECT %I::text AS user_id, %I::text AS item_id, %s AS created_at FROM ',
-                      p_source.user_column, p_source.item_column,
-                      CASE WHEN p_source.created_at_column IS NULL THEN 'NULL::timestamptz'
-                           ELSE format('%I::timestamptz', p_source.created_at_column) END) AS head
-    )
-    SELECT format('SELECT array_agg(user_id), array_agg(item_id), array_agg(created_at) FROM (%s%s%s) AS r',
-                  head, p_from, ' EXCEPT ALL ' || head || p_except_from)
-      FROM projection
+    -- (user, item, time) of the rows in p_from as text and timestamptz
+    -- arrays, and whether the columns still have the types the table was
+    -- attached with (typed). That is taken from the rows themselves with
+    -- pg_typeof: the table as it is now, where the catalogs a REPEATABLE READ
+    -- transaction reads may predate an ALTER. Only then are the arrays cast:
+    -- an owner's type never meets a cast of its owner's with pgfeed's rights.
+    SELECT format($q$
+        SELECT r.typed,
+               CASE WHEN r.typed THEN r.users::text[] END,
+               CASE WHEN r.typed THEN r.items::text[] END,
+               CASE WHEN r.typed THEN r.created::timestamptz[] END
+          FROM (SELECT bool_and(%1$s) AS typed, array_agg(t.%2$I) AS users, array_agg(t.%3$I) AS items, %4$s AS created
+                  FROM %5$s AS t) AS r
+        $q$,
+        string_agg(format('pg_typeof(t.%I) = %L::regtype', c->>'name', c->>'type'), ' AND '),
+        p_source.user_column, p_source.item_column,
+        CASE WHEN p_source.created_at_column IS NULL THEN 'NULL::timestamptz[]'
+             ELSE format('array_agg(t.%I)', p_source.created_at_column) END, p_from)
+      FROM jsonb_array_elements(p_source.watched) AS w(c)
 $$;
-COMMENT ON FUNCTION pgfeed._interaction_rows_sql(pgfeed.interaction_source, text, text) IS
-    'the query that reads (user, item, time) arrays from interaction rows';
+COMMENT ON FUNCTION pgfeed._interaction_rows_sql(pgfeed.interaction_source, text) IS
+    'the query that reads (typed, users, items, times) from interaction rows: arrays, cast only if typed';
 
 CREATE OR REPLACE FUNCTION pgfeed.attach_interactions(
     feed text,
@@ -125,8 +132,9 @@ BEGIN
                                           pgfeed._column_number(source, created_at_column)]))
     RETURNING * INTO v_source;
     PERFORM pgfeed._grant_readers(v_feed.feed_id);
+    PERFORM pgfeed._create_interaction_follower(v_source.source_id);
     PERFORM pgfeed._create_triggers(source, pgfeed._interaction_trigger_prefix(v_feed.feed_id, v_source.source_id),
-                                    'pgfeed._interaction_trigger', v_source.source_id);
+                                    pgfeed._interaction_follower(v_source.source_id), v_source.source_id);
     IF NOT backfill THEN
         RETURN 0;
     END IF;
@@ -142,192 +150,283 @@ LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
 AS $$
 DECLARE
+    v_typed boolean;
     v_users text[]; v_items text[]; v_created timestamptz[];
+    v_changed text[];
     v_feed text;
 BEGIN
     -- only columns of the built-in types the table was attached with are read
     v_feed := (SELECT name FROM pgfeed.feed_config WHERE feed_id = p_source.feed_id);
     PERFORM pgfeed._lock_source(p_source.source, v_feed);
     PERFORM pgfeed._require_source(p_source.source, p_source.source_name, p_source.watched, v_feed);
-    EXECUTE pgfeed._interaction_rows_sql(p_source, p_source.source::text) INTO v_users, v_items, v_created;
-    PERFORM pgfeed._apply_interactions(p_source.source_id, NULL, NULL, NULL, v_users, v_items, v_created);
+    EXECUTE pgfeed._interaction_rows_sql(p_source, p_source.source::text) INTO v_typed, v_users, v_items, v_created;
+    PERFORM pgfeed._require_row_types(v_typed, p_source.source, v_feed);
+    -- (the profiles at once, not marked one by one: a load may bring thousands of users)
+    EXECUTE pgfeed._interaction_write_sql((SELECT c FROM pgfeed.feed_config c WHERE c.feed_id = p_source.feed_id),
+                                          '$1', '$2', NULL, ARRAY['$3', '$4', '$5'], false)
+       INTO v_changed USING p_source.source_id, p_source.weight, v_users, v_items, v_created;
+    PERFORM pgfeed._refresh_profiles(p_source.feed_id, v_changed);
     RETURN coalesce(cardinality(v_users), 0);
 END
 $$;
 COMMENT ON FUNCTION pgfeed._load_interactions(pgfeed.interaction_source) IS
     'logs every row of an interaction table (attach, catching up); returns how many';
 
--- SECURITY DEFINER, so that a role writing the like table needs no privilege
--- on pgfeed's tables. It reads only the user, item and time columns, after
--- checking that they are still the built-in types they were attached with,
--- and casts them with built-in casts. A failure of pgfeed's own is recorded,
--- never the writer's problem: a worker catches up later.
-CREATE OR REPLACE FUNCTION pgfeed._interaction_trigger() RETURNS trigger
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path FROM CURRENT
-AS $$
-DECLARE
-    v_source pgfeed.interaction_source;
-    v_feed text;
-    v_types text[];
-    v_other text;
-    v_old_users text[]; v_old_items text[]; v_old_created timestamptz[];
-    v_new_users text[]; v_new_items text[]; v_new_created timestamptz[];
-BEGIN
-    -- only for the table attached (not a trigger someone else made with this function)
-    SELECT * INTO v_source FROM pgfeed.interaction_source
-     WHERE source_id = TG_ARGV[0]::integer AND pgfeed._attached_to(TG_RELID, source);
-    IF NOT FOUND THEN
-        RETURN NULL;
-    END IF;
-    SELECT name INTO STRICT v_feed FROM pgfeed.feed_config WHERE feed_id = v_source.feed_id;
-    BEGIN
-        PERFORM pgfeed._require_source(v_source.source, v_source.source_name, v_source.watched, v_feed);
-        IF TG_OP = 'TRUNCATE' THEN
-            PERFORM pgfeed._forget_source(v_source.source_id);
-            RETURN NULL;
-        END IF;
-        EXECUTE pgfeed._row_types_sql(v_source.watched, CASE TG_OP WHEN 'DELETE' THEN 'pgfeed_old' ELSE 'pgfeed_new' END)
-           INTO v_types;
-        PERFORM pgfeed._require_row_types(v_types, v_source.source, v_source.watched, v_feed);
-        -- for an UPDATE, only what changed: an untouched like keeps its place in line
-        v_other := CASE WHEN TG_OP = 'UPDATE' THEN 'pgfeed_new' END;
-        IF TG_OP <> 'INSERT' THEN
-            EXECUTE pgfeed._interaction_rows_sql(v_source, 'pgfeed_old', v_other) INTO v_old_users, v_old_items, v_old_created;
-        END IF;
-        v_other := CASE WHEN TG_OP = 'UPDATE' THEN 'pgfeed_old' END;
-        IF TG_OP <> 'DELETE' THEN
-            EXECUTE pgfeed._interaction_rows_sql(v_source, 'pgfeed_new', v_other) INTO v_new_users, v_new_items, v_new_created;
-        END IF;
-        PERFORM pgfeed._apply_interactions(v_source.source_id, v_old_users, v_old_items, v_old_created,
-                                           v_new_users, v_new_items, v_new_created);
-    EXCEPTION WHEN OTHERS THEN
-        IF NOT pgfeed._feeds_fault(SQLSTATE) THEN
-            RAISE;
-        END IF;
-        PERFORM pgfeed._stand_aside(v_source.feed_id, v_feed, TG_OP, TG_TABLE_NAME, SQLERRM);
-    END;
-    RETURN NULL;
-END
-$$;
-COMMENT ON FUNCTION pgfeed._interaction_trigger() IS
-    'statement-level trigger on an interaction table: mirrors the change, updates popularity and profiles; never '
-    'fails the writer''s statement for pgfeed''s sake';
-
--- Nothing below waits on a lock another transaction holds (issue 13): a like
--- commits as soon as the user's own statement would, under any isolation
--- level, and two transactions never deadlock over pgfeed's rows.
-CREATE OR REPLACE FUNCTION pgfeed._apply_interactions(
-    p_source_id integer,
-    p_old_users text[], p_old_items text[], p_old_created timestamptz[],
-    p_new_users text[], p_new_items text[], p_new_created timestamptz[])
-RETURNS void
+CREATE OR REPLACE FUNCTION pgfeed._create_interaction_follower(p_source_id integer) RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
 AS $$
 DECLARE
     v_source pgfeed.interaction_source;
     v_feed pgfeed.feed_config;
-    v_users text[];
-    v_items text[];
+    v_columns text;
 BEGIN
     SELECT * INTO STRICT v_source FROM pgfeed.interaction_source WHERE source_id = p_source_id;
     SELECT * INTO STRICT v_feed FROM pgfeed.feed_config WHERE feed_id = v_source.feed_id;
+    SELECT string_agg(format('(%s, %L, %s)', c->>'attnum', c->>'name', (c->>'type')::regtype::oid), ', ')
+      INTO v_columns FROM jsonb_array_elements(v_source.watched) AS w(c);
+    -- The trigger function of one interaction table, made at attach and again
+    -- on every install (the end of this file), with the table's number and
+    -- columns written in, so that every statement in it is planned once a
+    -- session: a like is on the application's hot path (issue 13: at most
+    -- 0.5 ms added to a one-row INSERT, where planning the same statements
+    -- for every like cost more than 1 ms).
+    --
+    -- SECURITY DEFINER, so that a role writing the like table needs no
+    -- privilege on pgfeed's tables. It reads only the user, item and time
+    -- columns, after checking that they are still the built-in types they
+    -- were attached with (pgfeed._interaction_rows_sql), and casts them with
+    -- built-in casts. (A transition table's statements are planned again
+    -- when its table changes, as the table's own are.) A failure of pgfeed's
+    -- own is recorded, never the writer's problem: a worker catches up later.
+    -- The profiles are stored later too: feed() computes a marked profile.
+    EXECUTE format($fn$
+        CREATE OR REPLACE FUNCTION %1$s() RETURNS trigger
+        LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+        SET search_path FROM CURRENT
+        -- (the plans made for the first like serve every later one: the rows change no plan)
+        SET plan_cache_mode = force_generic_plan
+        AS $body$
+        DECLARE
+            v_typed boolean;
+            v_old_users text[]; v_old_items text[]; v_old_created timestamptz[];
+            v_new_users text[]; v_new_items text[]; v_new_created timestamptz[];
+            v_feed text;
+        BEGIN
+            -- only for the table attached and its partitions (not a trigger someone else made with this function)
+            IF TG_RELID <> %2$s AND NOT pgfeed._attached_to(TG_RELID, %2$s) THEN
+                RETURN NULL;
+            END IF;
+            BEGIN
+                -- the columns as attached (number, name, type) in the catalogs, else pgfeed._source_problem says how not
+                IF (SELECT count(*) FROM pg_attribute
+                     WHERE attrelid = %2$s AND NOT attisdropped AND (attnum, attname, atttypid) IN (%3$s)) <> %4$s THEN
+                    PERFORM pgfeed._require_source(s.source, s.source_name, s.watched, c.name)
+                       FROM pgfeed.interaction_source s JOIN pgfeed.feed_config c USING (feed_id)
+                      WHERE s.source_id = %5$s;
+                END IF;
+                IF TG_OP = 'TRUNCATE' THEN
+                    PERFORM pgfeed._forget_source(%5$s);
+                    RETURN NULL;
+                END IF;
+                IF TG_OP <> 'INSERT' THEN
+                    %6$s INTO v_typed, v_old_users, v_old_items, v_old_created;
+                    PERFORM pgfeed._require_row_types(v_typed, %2$s, %8$L);
+                END IF;
+                IF TG_OP <> 'DELETE' THEN
+                    %7$s INTO v_typed, v_new_users, v_new_items, v_new_created;
+                    PERFORM pgfeed._require_row_types(v_typed, %2$s, %8$L);
+                END IF;
+                IF TG_OP = 'UPDATE' THEN
+                    -- only what changed: an untouched like keeps its place in line
+                    WITH o AS (SELECT * FROM unnest(v_old_users, v_old_items, v_old_created) AS o(u, i, c)),
+                         n AS (SELECT * FROM unnest(v_new_users, v_new_items, v_new_created) AS n(u, i, c))
+                    SELECT g.*, a.* INTO v_old_users, v_old_items, v_old_created, v_new_users, v_new_items, v_new_created
+                      FROM (SELECT array_agg(u), array_agg(i), array_agg(c) FROM (TABLE o EXCEPT ALL TABLE n) AS x) AS g,
+                           (SELECT array_agg(u), array_agg(i), array_agg(c) FROM (TABLE n EXCEPT ALL TABLE o) AS x) AS a;
+                END IF;
+                IF TG_OP = 'INSERT' THEN
+                    %9$s;
+                ELSE
+                    %10$s;
+                END IF;
+            EXCEPTION WHEN OTHERS THEN
+                IF NOT pgfeed._feeds_fault(SQLSTATE) THEN
+                    RAISE;
+                END IF;
+                v_feed := (SELECT name FROM pgfeed.feed_config WHERE feed_id = %11$s);
+                PERFORM pgfeed._stand_aside(%11$s, v_feed, TG_OP, TG_TABLE_NAME, SQLERRM);
+            END;
+            RETURN NULL;
+        END
+        $body$;
+        COMMENT ON FUNCTION %1$s() IS %12$L;
+        REVOKE ALL ON FUNCTION %1$s() FROM PUBLIC;
+        $fn$, pgfeed._interaction_follower(p_source_id), v_source.source::oid, v_columns,
+        jsonb_array_length(v_source.watched), p_source_id,
+        pgfeed._interaction_rows_sql(v_source, 'pgfeed_old'), pgfeed._interaction_rows_sql(v_source, 'pgfeed_new'),
+        v_feed.name,
+        pgfeed._interaction_write_sql(v_feed, p_source_id::text, v_source.weight::text, NULL,
+                                      '{v_new_users, v_new_items, v_new_created}', true),
+        pgfeed._interaction_write_sql(v_feed, p_source_id::text, v_source.weight::text,
+                                      '{v_old_users, v_old_items, v_old_created}', '{v_new_users, v_new_items, v_new_created}',
+                                      true),
+        v_source.feed_id,
+        format('statement-level trigger on %s (feed %s): mirrors the change into the log and the like counts, and '
+               'marks the profiles to refresh; never fails the writer''s statement for pgfeed''s sake',
+               v_source.source_name, v_source.feed_id));
+END
+$$;
+COMMENT ON FUNCTION pgfeed._create_interaction_follower(integer) IS
+    'makes the trigger function of one interaction table';
+
+CREATE OR REPLACE FUNCTION pgfeed._drop_interaction_follower(p_source pgfeed.interaction_source) RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    PERFORM pgfeed._drop_triggers(p_source.source, pgfeed._interaction_trigger_prefix(p_source.feed_id, p_source.source_id));
+    -- (with the triggers a partition detached since still has: its writes did nothing)
+    EXECUTE format('DROP FUNCTION IF EXISTS %s() CASCADE', pgfeed._interaction_follower(p_source.source_id));
+END
+$$;
+COMMENT ON FUNCTION pgfeed._drop_interaction_follower(pgfeed.interaction_source) IS
+    'removes an interaction table''s triggers and their function';
+
+CREATE OR REPLACE FUNCTION pgfeed._popularity_changes_sql(p_feed_id integer, p_items text) RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    -- Common table expressions that apply like-count changes (from one
+    -- named "changes": item_id, delta) to a feed's counts without waiting:
+    -- a count no other transaction holds is locked and changed at once,
+    -- together with the changes others left on it; the changes of a count
+    -- another transaction holds are appended (a delta row), and folded later
+    -- by it, the next like of the item or a worker. Counts are changed only
+    -- under READ COMMITTED: a REPEATABLE READ or SERIALIZABLE writer would
+    -- fail to serialize on a count changed since its snapshot, so there every
+    -- change is appended. "folded" yields a row a count changed. p_items, an
+    -- SQL array of the items (NULL: any), limits each scan by a condition of
+    -- its own, so that a plan made once for every call reads counts by index.
+    -- (Every item the feed ranks has a count row: one is made when it enters
+    -- the item store.)
+    SELECT format($q$
+        locked AS (
+            SELECT p.item_id FROM %1$s p
+             WHERE p.item_id IN (SELECT item_id FROM changes) AND %3$s
+               AND current_setting('transaction_isolation') = 'read committed'
+             ORDER BY p.item_id
+               FOR UPDATE SKIP LOCKED
+        ), taken AS (
+            DELETE FROM %2$s d WHERE d.item_id IN (SELECT item_id FROM locked) AND %4$s RETURNING d.item_id, d.delta
+        ), folded AS (
+            UPDATE %1$s p SET popularity = p.popularity + f.delta
+              FROM (SELECT item_id, sum(delta) AS delta
+                      FROM (SELECT item_id, delta FROM changes WHERE item_id IN (SELECT item_id FROM locked)
+                            UNION ALL
+                            SELECT item_id, delta FROM taken) AS x
+                     GROUP BY item_id) AS f
+             WHERE p.item_id = f.item_id AND %3$s
+            RETURNING 1
+        ), deferred AS (
+            INSERT INTO %2$s (item_id, delta)
+            SELECT item_id, delta FROM changes WHERE delta <> 0 AND item_id NOT IN (SELECT item_id FROM locked)
+        )$q$, pgfeed._item_popularity(p_feed_id), pgfeed._popularity_delta(p_feed_id),
+        coalesce('p.item_id = ANY (' || p_items || ')', 'true'), coalesce('d.item_id = ANY (' || p_items || ')', 'true'))
+$$;
+COMMENT ON FUNCTION pgfeed._popularity_changes_sql(integer, text) IS
+    'common table expressions that apply like-count changes to the counts at once where no other transaction '
+    'holds them, and append them otherwise';
+
+CREATE OR REPLACE FUNCTION pgfeed._interaction_write_sql(
+    p_feed pgfeed.feed_config, p_source_id text, p_weight text, p_old text[], p_new text[], p_mark boolean)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    -- The statement that writes interaction changes to a feed's log, like
+    -- counts and profile marks, and yields the users whose likes changed. Its
+    -- inputs are SQL expressions: the source, its weight, the removed and the
+    -- added rows (each (users, items, times): text, text and timestamptz
+    -- arrays; p_old NULL: nothing removed). With p_mark, the users are marked
+    -- for their profile to be stored again (feed() computes a marked user's
+    -- profile as it reads; workers store it); without, they are its result.
+    --
+    -- Nothing in it waits on a lock another transaction holds (issue 13): a
+    -- like commits as soon as the user's own statement would, under any
+    -- isolation level, and two transactions never deadlock over pgfeed's rows.
     -- A removed row takes out one matching log entry (the newest): duplicate
-    -- likes in the user's table stay counted as many times as they remain.
-    -- An entry another transaction is taking out is skipped, not waited for:
-    -- two transactions that each delete one of two equal likes take out one
-    -- entry each (waiting, the second would find the first's entry gone and
-    -- take out none, leaving a like the table no longer has).
-    EXECUTE format($q$
-        WITH gone AS (
-            SELECT u::%3$s AS user_id, i::%4$s AS item_id, c AS created_at, count(*) AS n
-              FROM unnest($1, $2, $3) AS g(u, i, c)
-             WHERE u IS NOT NULL AND i IS NOT NULL
-             GROUP BY 1, 2, 3
-        ), removed AS (
-            DELETE FROM %2$s WHERE seq IN (
-                SELECT v.seq FROM gone g CROSS JOIN LATERAL (
-                    SELECT l.seq FROM %2$s l
-                     WHERE l.user_id = g.user_id AND l.item_id = g.item_id AND l.source_id = $7
-                       AND l.created_at IS NOT DISTINCT FROM g.created_at
-                     ORDER BY l.seq DESC LIMIT g.n
-                       FOR UPDATE SKIP LOCKED) AS v)
-            RETURNING user_id, item_id, weight
-        ), added AS (
+    -- likes in the user's table stay counted as many times as they remain. An
+    -- entry another transaction is taking out is skipped, not waited for: two
+    -- transactions that each delete one of two equal likes take out one entry
+    -- each (waiting, the second would find the first's entry gone and take out
+    -- none, leaving a like the table no longer has). Like counts change as
+    -- pgfeed._popularity_changes_sql says.
+    SELECT format($q$
+        WITH %1$s, added AS (
             INSERT INTO %2$s (source_id, user_id, item_id, weight, created_at)
-            SELECT $7, u::%3$s, i::%4$s, $8, c
-              FROM unnest($4, $5, $6) AS a(u, i, c)
+            SELECT %6$s, u::%3$s, i::%4$s, %7$s, c
+              FROM unnest(%8$s, %9$s, %10$s) AS a(u, i, c)
              WHERE u IS NOT NULL AND i IS NOT NULL
             RETURNING user_id, item_id, weight
-        ), counted AS (
-            -- appended, never updated in place: no row for two likers to fight over
-            INSERT INTO %1$s (item_id, delta)
-            SELECT item_id, sum(delta)
+        ), changes AS (
+            SELECT item_id, sum(delta)::bigint AS delta
               FROM (SELECT item_id, -1 AS delta FROM removed WHERE weight > 0
                     UNION ALL
                     SELECT item_id, 1 FROM added WHERE weight > 0) AS z
              GROUP BY item_id HAVING sum(delta) <> 0
-            RETURNING item_id
+        ), %11$s, changed AS (
+            SELECT DISTINCT user_id FROM (SELECT user_id FROM removed UNION ALL SELECT user_id FROM added) AS t
         )
-        SELECT (SELECT array_agg(DISTINCT user_id::text)
-                  FROM (SELECT user_id FROM removed UNION ALL SELECT user_id FROM added) AS t),
-               (SELECT array_agg(item_id::text) FROM counted)
-        $q$, pgfeed._popularity_delta(v_feed.feed_id), pgfeed._interaction_log(v_feed.feed_id),
-        v_feed.user_type, v_feed.item_type)
-       INTO v_users, v_items
-       USING p_old_users, p_old_items, p_old_created, p_new_users, p_new_items, p_new_created,
-             p_source_id, v_source.weight;
-    PERFORM pgfeed._fold_popularity(v_feed.feed_id, v_items);
-    PERFORM pgfeed._refresh_profiles(v_feed.feed_id, v_users);
-END
+        %12$s
+        $q$,
+        CASE WHEN p_old IS NULL
+             THEN format('removed AS (SELECT NULL::%s AS user_id, NULL::%s AS item_id, NULL::float8 AS weight WHERE false)',
+                         p_feed.user_type, p_feed.item_type)
+             ELSE format($r$
+                 gone AS (
+                     SELECT u::%3$s AS user_id, i::%4$s AS item_id, c AS created_at, count(*) AS n
+                       FROM unnest(%5$s, %6$s, %7$s) AS g(u, i, c)
+                      WHERE u IS NOT NULL AND i IS NOT NULL
+                      GROUP BY 1, 2, 3
+                 ), removed AS (
+                     DELETE FROM %1$s WHERE seq IN (
+                         SELECT v.seq FROM gone g CROSS JOIN LATERAL (
+                             SELECT l.seq FROM %1$s l
+                              WHERE l.user_id = g.user_id AND l.item_id = g.item_id AND l.source_id = %2$s
+                                AND l.created_at IS NOT DISTINCT FROM g.created_at
+                              ORDER BY l.seq DESC LIMIT g.n
+                                FOR UPDATE SKIP LOCKED) AS v)
+                     RETURNING user_id, item_id, weight
+                 )$r$, pgfeed._interaction_log(p_feed.feed_id), p_source_id, p_feed.user_type, p_feed.item_type,
+                 p_old[1], p_old[2], p_old[3]) END,
+        pgfeed._interaction_log(p_feed.feed_id), p_feed.user_type, p_feed.item_type, pgfeed._profile_dirty(p_feed.feed_id),
+        p_source_id, p_weight, p_new[1], p_new[2], p_new[3],
+        pgfeed._popularity_changes_sql(p_feed.feed_id,
+            format('(%s)::%s[]', concat_ws(' || ', p_old[2], p_new[2]), p_feed.item_type)),
+        CASE WHEN p_mark THEN format('INSERT INTO %s (user_id) SELECT user_id FROM changed', pgfeed._profile_dirty(p_feed.feed_id))
+             ELSE 'SELECT array_agg(user_id::text) FROM changed' END)
 $$;
-COMMENT ON FUNCTION pgfeed._apply_interactions(integer, text[], text[], timestamptz[], text[], text[], timestamptz[]) IS
-    'applies removed and added interaction rows to the log, like counts and profiles, waiting on no other transaction';
+COMMENT ON FUNCTION pgfeed._interaction_write_sql(pgfeed.feed_config, text, text, text[], text[], boolean) IS
+    'the statement that writes interaction changes to a feed''s log, like counts and profile marks';
 
-CREATE OR REPLACE FUNCTION pgfeed._fold_popularity(p_feed_id integer, p_items text[] DEFAULT NULL) RETURNS bigint
+CREATE OR REPLACE FUNCTION pgfeed._fold_popularity(p_feed_id integer) RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_item_type regtype := (SELECT item_type FROM pgfeed.feed_config WHERE feed_id = p_feed_id);
     v_folded bigint;
 BEGIN
-    -- Adds the appended like-count changes of some items (NULL: of all) to
-    -- their counts, each count locked without waiting: a count another
-    -- transaction holds is folded later, by it, the next like or a worker.
-    -- Only under READ COMMITTED: a REPEATABLE READ or SERIALIZABLE writer
-    -- would fail to serialize on a count folded since its snapshot, so there
-    -- the changes wait for the next READ COMMITTED like or a worker.
-    IF current_setting('transaction_isolation') <> 'read committed' OR cardinality(p_items) = 0 THEN
-        RETURN 0;
-    END IF;
-    -- (every item the feed ranks has a count row: one is made when it enters the item store)
-    EXECUTE format($q$
-        WITH locked AS (
-            SELECT p.item_id FROM %1$s p
-             WHERE %4$s
-             ORDER BY p.item_id
-               FOR UPDATE SKIP LOCKED
-        ), taken AS (
-            DELETE FROM %2$s d USING locked l WHERE d.item_id = l.item_id RETURNING d.item_id, d.delta
-        ), folded AS (
-            UPDATE %1$s p SET popularity = p.popularity + t.delta
-              FROM (SELECT item_id, sum(delta) AS delta FROM taken GROUP BY item_id) AS t
-             WHERE p.item_id = t.item_id
-            RETURNING 1
-        )
-        SELECT count(*) FROM folded
-        $q$, pgfeed._item_popularity(p_feed_id), pgfeed._popularity_delta(p_feed_id), v_item_type,
-        CASE WHEN p_items IS NULL THEN format('p.item_id IN (SELECT d.item_id FROM %s d)', pgfeed._popularity_delta(p_feed_id))
-             ELSE format('p.item_id = ANY ($1::%s[])', v_item_type) END)
-       INTO v_folded USING p_items;
+    -- (the appended changes are the only ones: each item with some is taken as a change of 0)
+    EXECUTE format('WITH changes AS (SELECT DISTINCT item_id, 0::bigint AS delta FROM %s), %s SELECT count(*) FROM folded',
+                   pgfeed._popularity_delta(p_feed_id), pgfeed._popularity_changes_sql(p_feed_id, NULL))
+       INTO v_folded;
     RETURN v_folded;
 END
 $$;
-COMMENT ON FUNCTION pgfeed._fold_popularity(integer, text[]) IS
-    'folds appended like-count changes into the like counts, skipping counts other transactions hold; returns how '
-    'many counts changed';
+COMMENT ON FUNCTION pgfeed._fold_popularity(integer) IS
+    'folds every appended like-count change of a feed whose count no other transaction holds; returns how many '
+    'counts changed';
 
 CREATE OR REPLACE FUNCTION pgfeed._forget_source(p_source_id integer) RETURNS void
 LANGUAGE plpgsql VOLATILE
@@ -336,7 +435,6 @@ AS $$
 DECLARE
     v_feed_id integer := (SELECT feed_id FROM pgfeed.interaction_source WHERE source_id = p_source_id);
     v_users text[];
-    v_items text[];
 BEGIN
     EXECUTE format($q$
         WITH removed AS (
@@ -344,17 +442,63 @@ BEGIN
         ), counted AS (
             INSERT INTO %1$s (item_id, delta)
             SELECT item_id, -count(*) FROM removed WHERE weight > 0 GROUP BY item_id
-            RETURNING item_id
         )
-        SELECT (SELECT array_agg(DISTINCT user_id::text) FROM removed), (SELECT array_agg(item_id::text) FROM counted)
+        SELECT array_agg(DISTINCT user_id::text) FROM removed
         $q$, pgfeed._popularity_delta(v_feed_id), pgfeed._interaction_log(v_feed_id))
-       INTO v_users, v_items USING p_source_id;
-    PERFORM pgfeed._fold_popularity(v_feed_id, v_items);
+       INTO v_users USING p_source_id;
+    PERFORM pgfeed._fold_popularity(v_feed_id);
     PERFORM pgfeed._refresh_profiles(v_feed_id, v_users);
 END
 $$;
 COMMENT ON FUNCTION pgfeed._forget_source(integer) IS
     'removes every logged interaction of one interaction table (truncated or detached)';
+
+CREATE OR REPLACE FUNCTION pgfeed._profile_sql(p_feed pgfeed.feed_config, p_user text) RETURNS text
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    -- The profile of one user (p_user, an SQL expression of the user key)
+    -- from the log: the L2-normalized, weight-signed sum of the embeddings of
+    -- the user's last profile_size items, and how many there are; no row at
+    -- all (cold start) without likes, or when likes and dislikes cancel out.
+    SELECT format($q$
+        SELECT @vector@.l2_normalize(w.total) AS embedding, w.items
+          FROM (SELECT @vector@.sum(pgfeed._scale(r.embedding, r.weight)) AS total, count(*)::integer AS items
+                  FROM (SELECT i.embedding, l.weight
+                          FROM %1$s l JOIN %2$s i ON i.item_id = l.item_id
+                         WHERE l.user_id = %3$s AND i.embedding IS NOT NULL
+                         ORDER BY l.created_at DESC NULLS LAST, l.seq DESC
+                         LIMIT %4$s) AS r) AS w
+         WHERE @vector@.vector_norm(w.total) > 1e-6
+        $q$, pgfeed._interaction_log(p_feed.feed_id), pgfeed._item_store(p_feed.feed_id), p_user, p_feed.profile_size)
+$$;
+COMMENT ON FUNCTION pgfeed._profile_sql(pgfeed.feed_config, text) IS
+    'the query that computes one user''s profile (embedding, items) from the interaction log';
+
+CREATE OR REPLACE FUNCTION pgfeed._current_profile(p_feed pgfeed.feed_config, p_user text) RETURNS @vector@.vector
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_profile @vector@.vector;
+BEGIN
+    -- The stored profile, unless the user's likes changed since it was stored
+    -- (the user is marked): then it is computed from the log as the caller's
+    -- transaction sees it, so that a read follows the user's own likes at once
+    -- while workers store profiles off the like's path. (With the caller's
+    -- rights: a granted role reads these tables; nothing here writes.)
+    EXECUTE format($q$
+        SELECT CASE WHEN EXISTS (SELECT FROM %1$s m WHERE m.user_id = $1::%2$s)
+                    THEN (SELECT c.embedding FROM (%3$s) AS c)
+                    ELSE (SELECT p.embedding FROM %4$s p WHERE p.user_id = $1::%2$s) END
+        $q$, pgfeed._profile_dirty(p_feed.feed_id), p_feed.user_type, pgfeed._profile_sql(p_feed, format('$1::%s', p_feed.user_type)),
+        pgfeed._profile(p_feed.feed_id))
+       INTO v_profile USING p_user;
+    RETURN v_profile;
+END
+$$;
+COMMENT ON FUNCTION pgfeed._current_profile(pgfeed.feed_config, text) IS
+    'a user''s profile as of now: stored, or computed from the log when the user''s likes changed since';
 
 CREATE OR REPLACE FUNCTION pgfeed._refresh_profiles(p_feed_id integer, p_users text[]) RETURNS void
 LANGUAGE plpgsql VOLATILE
@@ -371,7 +515,7 @@ BEGIN
         -- later one's next statement sees the likes of the one that refreshed
         -- first. A user another transaction holds is not waited for (two
         -- transactions would deadlock, or fail to serialize): it is marked, and
-        -- refreshed by the next like of that user or by a worker. So is every
+        -- refreshed by a worker (feed() computes it meanwhile). So is every
         -- user under REPEATABLE READ and SERIALIZABLE, where the reads of a
         -- refresh would conflict with concurrent likes (and fill the predicate
         -- lock table). A bulk refresh (a backfill, catching up, a model switch)
@@ -395,42 +539,30 @@ BEGIN
         END IF;
         EXECUTE format($q$
             WITH affected AS (
-                SELECT DISTINCT u::%4$s AS user_id FROM unnest($1::text[]) AS u
+                SELECT DISTINCT u::%2$s AS user_id FROM unnest($1::text[]) AS u
             ), unmarked AS (
                 -- what this refresh sees, it includes (marks other transactions hold are left to them)
-                DELETE FROM %5$s WHERE seq IN (
-                    SELECT m.seq FROM %5$s m JOIN affected a ON a.user_id = m.user_id FOR UPDATE SKIP LOCKED)
-            ), latest AS (
-                SELECT a.user_id, pgfeed._scale(r.embedding, r.weight) AS embedding
-                  FROM affected a CROSS JOIN LATERAL (
-                      SELECT i.embedding, l.weight
-                        FROM %2$s l JOIN %1$s i ON i.item_id = l.item_id
-                       WHERE l.user_id = a.user_id AND i.embedding IS NOT NULL
-                       ORDER BY l.created_at DESC NULLS LAST, l.seq DESC
-                       LIMIT $2) AS r
-            ), computed AS (
-                SELECT user_id, @vector@.sum(embedding) AS total, count(*) AS items FROM latest GROUP BY user_id
+                DELETE FROM %3$s WHERE seq IN (
+                    SELECT m.seq FROM %3$s m JOIN affected a ON a.user_id = m.user_id FOR UPDATE SKIP LOCKED)
             ), usable AS (
-                -- likes and dislikes that cancel out leave no direction: cold start
-                SELECT user_id, @vector@.l2_normalize(total) AS embedding, items FROM computed
-                 WHERE @vector@.vector_norm(total) > 1e-6
+                SELECT a.user_id, p.embedding, p.items FROM affected a CROSS JOIN LATERAL (%4$s) AS p
             ), dropped AS (
-                DELETE FROM %3$s p USING affected a
+                DELETE FROM %1$s p USING affected a
                  WHERE p.user_id = a.user_id AND NOT EXISTS (SELECT FROM usable u WHERE u.user_id = a.user_id)
             )
-            INSERT INTO %3$s AS p (user_id, embedding, items, model, updated_at)
-            SELECT user_id, embedding, items, $3, now() FROM usable
+            INSERT INTO %1$s AS p (user_id, embedding, items, model, updated_at)
+            SELECT user_id, embedding, items, $2, now() FROM usable
             ON CONFLICT (user_id) DO UPDATE
                SET embedding = EXCLUDED.embedding, items = EXCLUDED.items,
                    model = EXCLUDED.model, updated_at = EXCLUDED.updated_at
-            $q$, pgfeed._item_store(p_feed_id), pgfeed._interaction_log(p_feed_id), pgfeed._profile(p_feed_id),
-            v_feed.user_type, pgfeed._profile_dirty(p_feed_id))
-           USING v_users, v_feed.profile_size, pgfeed._model_label(v_feed.model, v_feed.dimensions);
+            $q$, pgfeed._profile(p_feed_id), v_feed.user_type, pgfeed._profile_dirty(p_feed_id),
+            pgfeed._profile_sql(v_feed, 'a.user_id'))
+           USING v_users, pgfeed._model_label(v_feed.model, v_feed.dimensions);
     END IF;
 END
 $$;
 COMMENT ON FUNCTION pgfeed._refresh_profiles(integer, text[]) IS
-    'recomputes the profiles of the given users from their last profile_size interactions; users another '
+    'stores the profiles of the given users, computed from their last profile_size interactions; users another '
     'transaction is refreshing are marked for later instead of waited for';
 
 CREATE OR REPLACE FUNCTION pgfeed._catch_up_likes(p_feed_id integer, p_limit integer) RETURNS bigint
@@ -491,3 +623,19 @@ UPDATE pgfeed.interaction_source s
                                                  pgfeed._column_number(s.source, s.item_column),
                                                  pgfeed._column_number(s.source, s.created_at_column)])
  WHERE s.source_name IS NULL AND EXISTS (SELECT FROM pg_class c WHERE c.oid = s.source);
+
+-- Feeds with likes and their tables: the functions that follow them as this
+-- version makes them, and their readers' SELECT on the tables it reads.
+SELECT pgfeed._grant_readers(feed_id) FROM pgfeed.feed_config WHERE user_type IS NOT NULL;
+SELECT pgfeed._create_interaction_follower(source_id) FROM pgfeed.interaction_source WHERE watched IS NOT NULL;
+-- Tables attached before 0.3.0 had triggers on one function for all:
+-- theirs are made again on their own (and that function goes, with the
+-- triggers of partitions detached since, which did nothing).
+SELECT pgfeed._drop_triggers(s.source, pgfeed._interaction_trigger_prefix(s.feed_id, s.source_id)),
+       pgfeed._create_triggers(s.source, pgfeed._interaction_trigger_prefix(s.feed_id, s.source_id),
+                               pgfeed._interaction_follower(s.source_id), s.source_id)
+  FROM pgfeed.interaction_source s
+ WHERE EXISTS (SELECT FROM pg_trigger t
+                WHERE t.tgrelid = s.source AND t.tgname = pgfeed._interaction_trigger_prefix(s.feed_id, s.source_id) || '_insert'
+                  AND t.tgfoid <> to_regproc(pgfeed._interaction_follower(s.source_id)));
+DROP FUNCTION IF EXISTS pgfeed._interaction_trigger() CASCADE;

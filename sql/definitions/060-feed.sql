@@ -249,8 +249,7 @@ BEGIN
                                            v_content.source, v_content.id_column);
     END IF;
     IF v_user IS NOT NULL AND v_feed.user_type IS NOT NULL THEN
-        EXECUTE format('SELECT embedding FROM %s WHERE user_id = $1::%s', pgfeed._profile(v_feed.feed_id), v_feed.user_type)
-           INTO v_profile USING v_user;
+        v_profile := pgfeed._current_profile(v_feed, v_user);
         IF exclude_seen THEN
             v_eligible := v_eligible || format(
                 ' AND NOT EXISTS (SELECT FROM %s l WHERE l.user_id = $4 AND l.item_id = s.item_id)',
@@ -309,6 +308,24 @@ COMMENT ON FUNCTION pgfeed.feed(text, anyelement, integer, anycompatiblearray, b
     'a user''s feed, best first: score = w_sim*similarity + w_fresh*freshness + w_pop*popularity, found with the '
     'threshold algorithm over the similarity (an HNSW index a like-count tier), time and popularity indexes; '
     'items the user interacted with are left out unless exclude_seen is false';
+
+-- SECURITY INVOKER, like feed(): what it reads, the role reads with its own rights.
+CREATE OR REPLACE FUNCTION pgfeed.profile(feed text, user_id anyelement) RETURNS @vector@.vector
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_feed pgfeed.feed_config := pgfeed._feed(feed);
+BEGIN
+    IF v_feed.user_type IS NULL THEN
+        RETURN NULL;
+    END IF;
+    RETURN pgfeed._current_profile(v_feed, pgfeed._key_text(user_id, v_feed.user_type, feed, 'user'));
+END
+$$;
+COMMENT ON FUNCTION pgfeed.profile(text, anyelement) IS
+    'the profile vector feed() ranks a user''s feed by (NULL for a cold start): the normalized, weight-signed sum '
+    'of the embeddings of the user''s last profile_size interactions';
 
 CREATE OR REPLACE FUNCTION pgfeed._count_content(p_source pgfeed.content_source, p_feed pgfeed.feed_config,
                                                  OUT items bigint, OUT pending bigint)
