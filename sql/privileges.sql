@@ -29,6 +29,7 @@ GRANT EXECUTE ON FUNCTION
     pgfeed._interaction_log(integer),
     pgfeed._profile(integer),
     pgfeed._profile_dirty(integer),
+    pgfeed._popularity_delta(integer),
     pgfeed._profile_sql(pgfeed.feed_config, text),
     pgfeed._current_profile(pgfeed.feed_config, text),
     pgfeed._scale(@vector@.vector, float8),

@@ -178,4 +178,14 @@ def test_a_users_next_read_follows_their_like_under_any_isolation(app, conn):
             assert_close(current_profile(app, feed, user_id), reference_profile(app, post, like, user_id))
         assert_close(current_profile(app, feed, user_id), reference_profile(conn, post, like, user_id))
         assert stored_profile(conn, feed, user_id) is None  # not stored yet: no worker ran
+    # what a worker has yet to do: the three profiles, and the counts of posts 1 and 2 that the REPEATABLE READ and
+    # SERIALIZABLE likes could not change in place (they would fail to serialize)
+    pending = "SELECT profiles_pending, counts_pending, problem FROM pgfeed.status() WHERE feed = %s"
+    assert app.execute(pending, [feed]).fetchone() == (3, 2, None)
+    drain(conn, feed)
+    assert app.execute(pending, [feed]).fetchone() == (0, 0, None)
+    for user_id in (21, 22, 23):
+        assert_close(stored_profile(conn, feed, user_id), reference_profile(conn, post, like, user_id))
+    counts = f"SELECT item_id, popularity FROM pgfeed.item_popularity_{feed_id(conn, feed)} WHERE popularity > 0"
+    assert dict(conn.execute(counts).fetchall()) == {1: 3, 2: 3}
 

@@ -70,9 +70,10 @@ def _install(dsn: str, python_path: str | None) -> None:
 @dsn_option
 def status(dsn: str) -> None:
     """One line a feed you may read: mode, model (and the one being switched to), items, embedded, pending,
-    failed, oldest pending, interactions, profiles, and the problem that keeps it from following its tables."""
+    failed, oldest pending, interactions, profiles, profiles and like counts a worker has yet to store, and the
+    problem that keeps it from following its tables."""
     columns = ["feed", "mode", "model", "switching_to", "items", "embedded", "pending", "failed", "oldest_pending",
-               "interactions", "profiles", "problem"]
+               "interactions", "profiles", "profiles_pending", "counts_pending", "problem"]
     with connection(dsn) as conn:
         rows = [["" if row[c] is None else str(row[c]) for c in columns] for row in pgfeed.status(conn)]
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]

@@ -203,7 +203,7 @@ SET search_path FROM CURRENT
 AS $$
     SELECT t FROM unnest(ARRAY[pgfeed._item_store(p_feed_id), pgfeed._item_popularity(p_feed_id),
                                pgfeed._interaction_log(p_feed_id), pgfeed._profile(p_feed_id),
-                               pgfeed._profile_dirty(p_feed_id)]) AS t
+                               pgfeed._profile_dirty(p_feed_id), pgfeed._popularity_delta(p_feed_id)]) AS t
      WHERE to_regclass(t) IS NOT NULL
 $$;
 COMMENT ON FUNCTION pgfeed._readable_tables(integer) IS 'the tables of a feed that its readers read, as far as they exist';

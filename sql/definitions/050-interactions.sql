@@ -306,8 +306,9 @@ AS $$
     -- under READ COMMITTED: a REPEATABLE READ or SERIALIZABLE writer would
     -- fail to serialize on a count changed since its snapshot, so there every
     -- change is appended. "folded" yields a row a count changed. p_items, an
-    -- SQL array of the items (NULL: any), limits each scan by a condition of
-    -- its own, so that a plan made once for every call reads counts by index.
+    -- SQL array of the items (NULL: any), limits each scan of the counts by a
+    -- condition of its own, so that a plan made once for every call reads
+    -- them by index (the changes left on them are read by index from those).
     -- (Every item the feed ranks has a count row: one is made when it enters
     -- the item store.)
     SELECT format($q$
@@ -318,7 +319,7 @@ AS $$
              ORDER BY p.item_id
                FOR UPDATE SKIP LOCKED
         ), taken AS (
-            DELETE FROM %2$s d WHERE d.item_id IN (SELECT item_id FROM locked) AND %4$s RETURNING d.item_id, d.delta
+            DELETE FROM %2$s d WHERE d.item_id IN (SELECT item_id FROM locked) RETURNING d.item_id, d.delta
         ), folded AS (
             UPDATE %1$s p SET popularity = p.popularity + f.delta
               FROM (SELECT item_id, sum(delta) AS delta
@@ -332,7 +333,7 @@ AS $$
             INSERT INTO %2$s (item_id, delta)
             SELECT item_id, delta FROM changes WHERE delta <> 0 AND item_id NOT IN (SELECT item_id FROM locked)
         )$q$, pgfeed._item_popularity(p_feed_id), pgfeed._popularity_delta(p_feed_id),
-        coalesce('p.item_id = ANY (' || p_items || ')', 'true'), coalesce('d.item_id = ANY (' || p_items || ')', 'true'))
+        coalesce('p.item_id = ANY (' || p_items || ')', 'true'))
 $$;
 COMMENT ON FUNCTION pgfeed._popularity_changes_sql(integer, text) IS
     'common table expressions that apply like-count changes to the counts at once where no other transaction '

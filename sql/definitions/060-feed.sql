@@ -379,7 +379,7 @@ COMMENT ON FUNCTION pgfeed._count_content(pgfeed.content_source, pgfeed.feed_con
 CREATE OR REPLACE FUNCTION pgfeed.status()
 RETURNS TABLE (feed text, mode text, model text, dimensions integer, switching_to text, items bigint, embedded bigint,
                pending bigint, failed bigint, oldest_pending interval, interactions bigint, profiles bigint,
-               problem text)
+               profiles_pending bigint, counts_pending bigint, problem text)
 -- SECURITY INVOKER: a role sees the feeds granted to it (row-level security
 -- on pgfeed.feed_config) and counts with the rights grant_feed gave it.
 LANGUAGE plpgsql STABLE
@@ -396,7 +396,7 @@ BEGIN
         feed := v_feed.name; mode := v_feed.mode; model := v_feed.model; dimensions := v_feed.dimensions;
         switching_to := v_feed.next_model;
         items := NULL; embedded := NULL; pending := NULL; failed := NULL; interactions := 0; profiles := 0;
-        oldest_pending := NULL;
+        profiles_pending := 0; counts_pending := 0; oldest_pending := NULL;
         -- one feed's broken table is that feed's problem, not the others'
         BEGIN
             v_live := pgfeed._content_problem(v_feed);
@@ -425,9 +425,12 @@ BEGIN
                 END IF;
             END IF;
             IF v_feed.user_type IS NOT NULL THEN
-                EXECUTE format('SELECT (SELECT count(*) FROM %s), (SELECT count(*) FROM %s)',
-                               pgfeed._interaction_log(v_feed.feed_id), pgfeed._profile(v_feed.feed_id))
-                   INTO interactions, profiles;
+                -- what workers have yet to store: profiles (feed() computes them meanwhile) and like counts
+                EXECUTE format('SELECT (SELECT count(*) FROM %s), (SELECT count(*) FROM %s), '
+                               '(SELECT count(DISTINCT user_id) FROM %s), (SELECT count(DISTINCT item_id) FROM %s)',
+                               pgfeed._interaction_log(v_feed.feed_id), pgfeed._profile(v_feed.feed_id),
+                               pgfeed._profile_dirty(v_feed.feed_id), pgfeed._popularity_delta(v_feed.feed_id))
+                   INTO interactions, profiles, profiles_pending, counts_pending;
             END IF;
         EXCEPTION WHEN OTHERS THEN
             problem := coalesce(problem || '; ', '') || 'status: ' || SQLERRM;
@@ -439,4 +442,5 @@ $$;
 COMMENT ON FUNCTION pgfeed.status() IS
     'one row a feed granted to the role: mode, model (and the model a switch is building), eligible content rows, '
     'embedded, pending (queued or never embedded) and failed items, age of the oldest queued work, logged '
-    'interactions, profiles, and the problem that keeps the feed from following its tables (with its fix)';
+    'interactions, stored profiles, users whose profile and items whose like count a worker has yet to store, and '
+    'the problem that keeps the feed from following its tables (with its fix)';

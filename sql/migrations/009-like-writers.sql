@@ -6,3 +6,5 @@ DROP FUNCTION IF EXISTS pgfeed._apply_interactions(integer, text[], text[], time
 DROP FUNCTION IF EXISTS pgfeed._fold_popularity(integer, text[]);
 DROP FUNCTION IF EXISTS pgfeed._interaction_rows_sql(pgfeed.interaction_source, text, text);
 DROP FUNCTION IF EXISTS pgfeed._require_row_types(text[], regclass, jsonb, text);
+-- status() has two columns more (profiles_pending, counts_pending)
+DROP FUNCTION IF EXISTS pgfeed.status();
