@@ -8,6 +8,7 @@ import threading
 import numpy as np
 import psycopg
 
+import pgfeed
 from conftest import HASHING, attach, drain, feed_id, fresh, make_tables
 from pgfeed.encoders.hashing import HashingEncoder
 
@@ -39,7 +40,8 @@ def as_array(text):
 
 
 def current_profile(conn, feed, user_id):
-    return as_array(conn.execute("SELECT pgfeed.profile(%s, %s::bigint)::text", [feed, user_id]).fetchone()[0])
+    vector = pgfeed.profile(conn, feed, user_id)
+    return None if vector is None else np.array(vector)
 
 
 def stored_profile(conn, feed, user_id):

@@ -6,7 +6,7 @@ and read feeds with :func:`feed` (or ``SELECT * FROM pgfeed.feed(...)``).
 
 __version__ = "0.3.0"
 
-from pgfeed.client import FeedItem, feed, status
+from pgfeed.client import FeedItem, feed, profile, status
 from pgfeed.installer import InstallError, install, uninstall
 
-__all__ = ["FeedItem", "InstallError", "__version__", "feed", "install", "status", "uninstall"]
+__all__ = ["FeedItem", "InstallError", "__version__", "feed", "install", "profile", "status", "uninstall"]

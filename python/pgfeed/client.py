@@ -53,6 +53,12 @@ def feed(
     return [FeedItem(parse_key(row[0]), *row[1:]) for row in rows]
 
 
+def profile(conn: psycopg.Connection, feed: str, user_id: Key) -> list[float] | None:
+    """The vector pgfeed.feed() ranks a user's feed by; None for a cold start."""
+    text = conn.execute("SELECT pgfeed.profile(%s, %s)::text", [feed, user_id]).fetchone()[0]
+    return None if text is None else [float(x) for x in text.strip("[]").split(",")]
+
+
 def status(conn: psycopg.Connection) -> list[dict]:
     with conn.cursor(row_factory=psycopg.rows.dict_row) as cursor:
         return cursor.execute("SELECT * FROM pgfeed.status()").fetchall()
