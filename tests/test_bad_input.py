@@ -7,7 +7,7 @@ import psycopg
 import pytest
 
 import pgfeed
-from conftest import HASHING, attach, feed_id, fresh, make_tables
+from conftest import HASHING, attach, drain, feed_id, fresh, make_tables
 
 
 def items(conn, feed):
@@ -119,6 +119,57 @@ def test_conditions_with_or_are_counted_as_one_condition(conn):
                  "('c', 'published', 0)")
     assert conn.execute("SELECT items, embedded, pending FROM pgfeed.status() WHERE feed = %s", [feed]).fetchone() \
         == (2, 2, 0)
+
+
+def test_truncating_one_partition_forgets_only_its_rows(conn, app):
+    """TRUNCATE of one partition (of the content or the like table) leaves the other partitions' items and likes:
+    a worker reads the tables again."""
+    post, like = fresh("post"), fresh("post_like")
+    conn.execute(f"""CREATE TABLE {post} (id int PRIMARY KEY, title text, created_at timestamptz DEFAULT now())
+                         PARTITION BY RANGE (id);
+                     CREATE TABLE {post}_a PARTITION OF {post} FOR VALUES FROM (0) TO (100);
+                     CREATE TABLE {post}_b PARTITION OF {post} FOR VALUES FROM (100) TO (200);
+                     CREATE TABLE {like} (user_id int, post_id int) PARTITION BY RANGE (user_id);
+                     CREATE TABLE {like}_a PARTITION OF {like} FOR VALUES FROM (0) TO (1000);
+                     CREATE TABLE {like}_b PARTITION OF {like} FOR VALUES FROM (1000) TO (2000)""")
+    feed = fresh("feed")
+    conn.execute("SELECT pgfeed.create_feed(%s, model => %s)", [feed, HASHING])
+    conn.execute("SELECT pgfeed.attach_content(%s, %s, 'id', 'title', 'created_at')", [feed, post])
+    conn.execute("SELECT pgfeed.attach_interactions(%s, %s, 'user_id', 'post_id')", [feed, like])
+    conn.execute(f"INSERT INTO {post} (id, title) VALUES (1, 'a'), (2, 'b'), (101, 'c'), (102, 'd')")
+    conn.execute(f"INSERT INTO {like} (user_id, post_id) VALUES (1, 1), (2, 101), (1001, 2), (1002, 102)")
+    conn.execute(f"TRUNCATE {like}_a")
+    conn.execute(f"TRUNCATE {post}_b")
+    drain(conn, feed)
+    fid = feed_id(conn, feed)
+    assert sorted(conn.execute(f"SELECT user_id, item_id FROM pgfeed.interaction_log_{fid}").fetchall()) \
+        == [(1001, 2), (1002, 102)]
+    assert set(items(conn, feed)) == {1, 2}
+    assert dict(conn.execute(f"SELECT item_id, popularity FROM pgfeed.item_popularity_{fid} WHERE popularity > 0")) \
+        == {2: 1, 102: 1}
+    assert conn.execute("SELECT problem FROM pgfeed.status() WHERE feed = %s", [feed]).fetchone()[0] is None
+
+
+@pytest.mark.parametrize("kind", ["timestamp", "date"])
+def test_an_unlike_from_another_time_zone_takes_its_like_out(conn, kind):
+    """A like time without a zone is logged in UTC: the unlike of a session in another TimeZone finds it."""
+    post, like = fresh("post"), fresh("post_like")
+    conn.execute(f"""CREATE TABLE {post} (id int PRIMARY KEY, title text, created_at timestamptz DEFAULT now());
+                     CREATE TABLE {like} (user_id int, post_id int, created_at {kind})""")
+    feed = fresh("feed")
+    conn.execute("SELECT pgfeed.create_feed(%s, model => %s)", [feed, HASHING])
+    conn.execute("SELECT pgfeed.attach_content(%s, %s, 'id', 'title', 'created_at')", [feed, post])
+    conn.execute("SELECT pgfeed.attach_interactions(%s, %s, 'user_id', 'post_id', created_at_column => 'created_at')",
+                 [feed, like])
+    conn.execute(f"INSERT INTO {post} (id, title) VALUES (7, 'a')")
+    conn.execute("SET TimeZone = 'UTC'")
+    conn.execute(f"INSERT INTO {like} VALUES (7, 7, '2026-01-01 12:00')")
+    conn.execute("SET TimeZone = 'America/New_York'")
+    conn.execute(f"DELETE FROM {like} WHERE user_id = 7")
+    conn.execute("RESET TimeZone")
+    fid = feed_id(conn, feed)
+    assert conn.execute(f"SELECT count(*) FROM pgfeed.interaction_log_{fid}").fetchone()[0] == 0
+    assert conn.execute(f"SELECT popularity FROM pgfeed.item_popularity_{fid}").fetchall() == [(0,)]
 
 
 def test_rows_written_to_partitions_are_followed_including_partitions_made_later(conn):

@@ -112,3 +112,32 @@ def test_overlapping_like_transactions_never_deadlock_and_end_exact(conn, app_ds
     assert len(committed) > 50
     drain(conn, feed)
     assert_mirrored(conn, post, like, feed)
+
+
+def test_a_content_edit_and_a_like_moving_its_item_to_another_tier_never_deadlock(conn, app_dsn):
+    """An open transaction editing a post twice, and between its edits a like that moves the post to the next
+    like-count tier: the like's tier change waits for the edit's row, and the second edit must not wait for the
+    like's count (a deadlock before)."""
+    post, like, feed = like_feed(conn)
+    conn.execute(f"INSERT INTO {like} (user_id, post_id) SELECT u, 4 FROM generate_series(1, 8) u")  # tier 0's most
+    errors = []
+    with psycopg.connect(app_dsn) as editor, psycopg.connect(app_dsn, autocommit=True) as liker:
+        editor.execute(f"UPDATE {post} SET body = 'first edit' WHERE id = 4")
+
+        def ninth_like():
+            try:
+                liker.execute(f"INSERT INTO {like} (user_id, post_id) VALUES (9, 4)")
+            except psycopg.Error as error:
+                errors.append(error)
+
+        thread = threading.Thread(target=ninth_like)
+        thread.start()
+        time.sleep(0.5)  # the like waits for the edited row
+        editor.execute(f"UPDATE {post} SET body = 'second edit' WHERE id = 4")
+        time.sleep(1.5)  # past deadlock_timeout
+        editor.commit()
+        thread.join(10)
+    assert errors == []
+    fid = feed_id(conn, feed)
+    assert conn.execute(f"SELECT popularity FROM pgfeed.item_popularity_{fid} WHERE item_id = 4").fetchone()[0] == 9
+    assert conn.execute(f"SELECT tier FROM pgfeed.item_store_{fid} WHERE item_id = 4").fetchone()[0] == 1

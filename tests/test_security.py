@@ -7,7 +7,7 @@ import psycopg
 import pytest
 
 import pgfeed
-from conftest import HASHING, attach, feed_id, fresh, make_tables
+from conftest import APP_ROLE, HASHING, attach, feed_id, fresh, make_tables
 
 # The caller's own type whose cast to text would make its role a superuser, and
 # leaves a mark in the session when it runs at all (with whatever rights).
@@ -94,6 +94,28 @@ def test_a_table_owners_retyped_column_never_runs_in_the_triggers(conn, make_rol
     problem = conn.execute("SELECT problem FROM pgfeed.status() WHERE feed = %s", [feed]).fetchone()[0]
     assert f"column {column} of table public.{name} changed type from" in problem and "detach" in problem
     assert cast_ran(conn) is None  # nor in the superuser's session that read the status
+
+
+def test_a_column_name_is_never_code(conn, app):
+    """Column names of a like table with quotes and a dollar-quote tag, attached where function bodies go
+    unchecked: pgfeed's trigger function for the table holds them as names, and likes are followed."""
+    post, like = make_tables(conn)
+    payload = "$body$;SELECT set_config('pgfeed_test.cast_ran', 'ran', false);SELECT $body$"
+    conn.execute(f"""ALTER TABLE {like} RENAME user_id TO "{payload.replace('"', '""')}";
+                     ALTER TABLE {like} RENAME post_id TO "it""em's $$" """)
+    conn.execute("SET check_function_bodies = off")
+    feed = fresh("feed")
+    conn.execute("SELECT pgfeed.create_feed(%s, model => %s)", [feed, HASHING])
+    conn.execute("SELECT pgfeed.attach_content(%s, %s, 'id', 'title', 'created_at')", [feed, post])
+    conn.execute("SELECT pgfeed.attach_interactions(%s, %s, %s, %s, created_at_column => 'created_at')",
+                 [feed, like, payload, "it\"em's $$"])
+    conn.execute("RESET check_function_bodies")
+    assert cast_ran(conn) is None
+    conn.execute("SELECT pgfeed.grant_feed(%s, %s)", [feed, APP_ROLE])
+    app.execute(f"INSERT INTO {post} (title, body) VALUES ('a', 'b')")
+    app.execute(f"INSERT INTO {like} VALUES (3, (SELECT max(id) FROM {post}))")
+    assert conn.execute(f"SELECT user_id FROM pgfeed.interaction_log_{feed_id(conn, feed)}").fetchall() == [(3,)]
+    assert cast_ran(conn) is None and cast_ran(app) is None
 
 
 @pytest.mark.parametrize("text, condition", [

@@ -528,8 +528,13 @@ BEGIN
     SELECT * INTO STRICT v_feed FROM pgfeed.feed_config WHERE feed_id = v_source.feed_id;
     BEGIN
         PERFORM pgfeed._require_source(v_source.source, v_source.source_name, v_source.watched, v_feed.name);
-        IF TG_OP = 'TRUNCATE' THEN
+        IF TG_OP = 'TRUNCATE' AND TG_RELID = v_source.source THEN
             PERFORM pgfeed._remove_all_items(v_source.feed_id);
+            RETURN NULL;
+        ELSIF TG_OP = 'TRUNCATE' THEN
+            -- the item store does not know which partition an item came from: a worker reads the table again
+            PERFORM pgfeed._record_problem(v_source.feed_id, format('partition %s of %s was truncated: a worker reads '
+                                                                   'it again', TG_RELID::regclass, v_source.source));
             RETURN NULL;
         END IF;
         EXECUTE pgfeed._row_types_sql(v_source.watched, CASE TG_OP WHEN 'DELETE' THEN 'pgfeed_old' ELSE 'pgfeed_new' END)
@@ -681,8 +686,13 @@ BEGIN
                model = EXCLUDED.model, error = EXCLUDED.error, embedded_at = EXCLUDED.embedded_at
         RETURNING item_id
         )
-        -- every stored item has a like count, so the popularity stream reaches all of them
-        INSERT INTO %3$s (item_id) SELECT item_id FROM stored ON CONFLICT (item_id) DO NOTHING
+        -- Every stored item has a like count, so the popularity stream reaches
+        -- all of them. Only a missing one is made: ON CONFLICT alone would wait
+        -- for a like's open transaction that changed the count (and a like that
+        -- moves the item to another tier waits for this one: a deadlock).
+        INSERT INTO %3$s (item_id)
+        SELECT s.item_id FROM stored s WHERE NOT EXISTS (SELECT FROM %3$s p WHERE p.item_id = s.item_id)
+        ON CONFLICT (item_id) DO NOTHING
         $q$, v_store, v_feed.item_type, pgfeed._item_popularity(p_feed_id))
        USING v_ids, v_texts, v_created, v_encodable, v_error, pgfeed._model_label(v_feed.model, v_feed.dimensions),
              v_vectors, v_keep, v_errors;

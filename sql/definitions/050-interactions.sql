@@ -21,18 +21,25 @@ AS $$
     -- pg_typeof: the table as it is now, where the catalogs a REPEATABLE READ
     -- transaction reads may predate an ALTER. Only then are the arrays cast:
     -- an owner's type never meets a cast of its owner's with pgfeed's rights.
+    -- A time without a zone (timestamp, date) is read in UTC, whatever the
+    -- writer's TimeZone: an unlike must find the time its like was logged with.
     SELECT format($q$
         SELECT r.typed,
                CASE WHEN r.typed THEN r.users::text[] END,
                CASE WHEN r.typed THEN r.items::text[] END,
-               CASE WHEN r.typed THEN r.created::timestamptz[] END
+               CASE WHEN r.typed THEN %6$s END
           FROM (SELECT bool_and(%1$s) AS typed, array_agg(t.%2$I) AS users, array_agg(t.%3$I) AS items, %4$s AS created
                   FROM %5$s AS t) AS r
         $q$,
         string_agg(format('pg_typeof(t.%I) = %L::regtype', c->>'name', c->>'type'), ' AND '),
         p_source.user_column, p_source.item_column,
         CASE WHEN p_source.created_at_column IS NULL THEN 'NULL::timestamptz[]'
-             ELSE format('array_agg(t.%I)', p_source.created_at_column) END, p_from)
+             ELSE format('array_agg(t.%I)', p_source.created_at_column) END, p_from,
+        CASE WHEN max(c->>'type') FILTER (WHERE c->>'name' = p_source.created_at_column) = 'timestamp with time zone'
+                  OR p_source.created_at_column IS NULL
+             THEN 'r.created::timestamptz[]'
+             ELSE 'ARRAY(SELECT c::timestamp AT TIME ZONE ''UTC'' FROM unnest(r.created) WITH ORDINALITY AS u(c, o) ORDER BY o)'
+        END)
       FROM jsonb_array_elements(p_source.watched) AS w(c)
 $$;
 COMMENT ON FUNCTION pgfeed._interaction_rows_sql(pgfeed.interaction_source, text) IS
@@ -175,11 +182,13 @@ COMMENT ON FUNCTION pgfeed._load_interactions(pgfeed.interaction_source) IS
 CREATE OR REPLACE FUNCTION pgfeed._create_interaction_follower(p_source_id integer) RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
+SET check_function_bodies = on  -- a function that would not compile fails the attach, never a writer
 AS $$
 DECLARE
     v_source pgfeed.interaction_source;
     v_feed pgfeed.feed_config;
     v_columns text;
+    v_body text;
 BEGIN
     SELECT * INTO STRICT v_source FROM pgfeed.interaction_source WHERE source_id = p_source_id;
     SELECT * INTO STRICT v_feed FROM pgfeed.feed_config WHERE feed_id = v_source.feed_id;
@@ -200,13 +209,8 @@ BEGIN
     -- when its table changes, as the table's own are.) A failure of pgfeed's
     -- own is recorded, never the writer's problem: a worker catches up later.
     -- The profiles are stored later too: feed() computes a marked profile.
-    EXECUTE format($fn$
-        CREATE OR REPLACE FUNCTION %1$s() RETURNS trigger
-        LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-        SET search_path FROM CURRENT
-        -- (the plans made for the first like serve every later one: the rows change no plan)
-        SET plan_cache_mode = force_generic_plan
-        AS $body$
+    -- (the body is a literal, not dollar-quoted: a column name may hold any dollar-quote tag)
+    v_body := format($body$
         DECLARE
             v_typed boolean;
             v_old_users text[]; v_old_items text[]; v_old_created timestamptz[];
@@ -214,28 +218,33 @@ BEGIN
             v_feed text;
         BEGIN
             -- only for the table attached and its partitions (not a trigger someone else made with this function)
-            IF TG_RELID <> %2$s AND NOT pgfeed._attached_to(TG_RELID, %2$s) THEN
+            IF TG_RELID <> %1$s AND NOT pgfeed._attached_to(TG_RELID, %1$s) THEN
                 RETURN NULL;
             END IF;
             BEGIN
                 -- the columns as attached (number, name, type) in the catalogs, else pgfeed._source_problem says how not
                 IF (SELECT count(*) FROM pg_attribute
-                     WHERE attrelid = %2$s AND NOT attisdropped AND (attnum, attname, atttypid) IN (%3$s)) <> %4$s THEN
+                     WHERE attrelid = %1$s AND NOT attisdropped AND (attnum, attname, atttypid) IN (%2$s)) <> %3$s THEN
                     PERFORM pgfeed._require_source(s.source, s.source_name, s.watched, c.name)
                        FROM pgfeed.interaction_source s JOIN pgfeed.feed_config c USING (feed_id)
-                      WHERE s.source_id = %5$s;
+                      WHERE s.source_id = %4$s;
                 END IF;
-                IF TG_OP = 'TRUNCATE' THEN
-                    PERFORM pgfeed._forget_source(%5$s);
+                IF TG_OP = 'TRUNCATE' AND TG_RELID = %1$s THEN
+                    PERFORM pgfeed._forget_source(%4$s);
+                    RETURN NULL;
+                ELSIF TG_OP = 'TRUNCATE' THEN
+                    -- the log does not know which partition a like came from: a worker loads the table again
+                    PERFORM pgfeed._record_problem(%10$s, format('partition %%s of %%s was truncated: a worker loads its '
+                                                                 'likes again', TG_RELID::regclass, %1$s::regclass));
                     RETURN NULL;
                 END IF;
                 IF TG_OP <> 'INSERT' THEN
-                    %6$s INTO v_typed, v_old_users, v_old_items, v_old_created;
-                    PERFORM pgfeed._require_row_types(v_typed, %2$s, %8$L);
+                    %5$s INTO v_typed, v_old_users, v_old_items, v_old_created;
+                    PERFORM pgfeed._require_row_types(v_typed, %1$s, %7$L);
                 END IF;
                 IF TG_OP <> 'DELETE' THEN
-                    %7$s INTO v_typed, v_new_users, v_new_items, v_new_created;
-                    PERFORM pgfeed._require_row_types(v_typed, %2$s, %8$L);
+                    %6$s INTO v_typed, v_new_users, v_new_items, v_new_created;
+                    PERFORM pgfeed._require_row_types(v_typed, %1$s, %7$L);
                 END IF;
                 IF TG_OP = 'UPDATE' THEN
                     -- only what changed: an untouched like keeps its place in line
@@ -246,24 +255,20 @@ BEGIN
                            (SELECT array_agg(u), array_agg(i), array_agg(c) FROM (TABLE n EXCEPT ALL TABLE o) AS x) AS a;
                 END IF;
                 IF TG_OP = 'INSERT' THEN
-                    %9$s;
+                    %8$s;
                 ELSE
-                    %10$s;
+                    %9$s;
                 END IF;
             EXCEPTION WHEN OTHERS THEN
                 IF NOT pgfeed._feeds_fault(SQLSTATE) THEN
                     RAISE;
                 END IF;
-                v_feed := (SELECT name FROM pgfeed.feed_config WHERE feed_id = %11$s);
-                PERFORM pgfeed._stand_aside(%11$s, v_feed, TG_OP, TG_TABLE_NAME, SQLERRM);
+                v_feed := (SELECT name FROM pgfeed.feed_config WHERE feed_id = %10$s);
+                PERFORM pgfeed._stand_aside(%10$s, v_feed, TG_OP, TG_TABLE_NAME, SQLERRM);
             END;
             RETURN NULL;
         END
-        $body$;
-        COMMENT ON FUNCTION %1$s() IS %12$L;
-        REVOKE ALL ON FUNCTION %1$s() FROM PUBLIC;
-        $fn$, pgfeed._interaction_follower(p_source_id), v_source.source::oid, v_columns,
-        jsonb_array_length(v_source.watched), p_source_id,
+        $body$, v_source.source::oid, v_columns, jsonb_array_length(v_source.watched), p_source_id,
         pgfeed._interaction_rows_sql(v_source, 'pgfeed_old'), pgfeed._interaction_rows_sql(v_source, 'pgfeed_new'),
         v_feed.name,
         pgfeed._interaction_write_sql(v_feed, p_source_id::text, v_source.weight::text, NULL,
@@ -271,10 +276,16 @@ BEGIN
         pgfeed._interaction_write_sql(v_feed, p_source_id::text, v_source.weight::text,
                                       '{v_old_users, v_old_items, v_old_created}', '{v_new_users, v_new_items, v_new_created}',
                                       true),
-        v_source.feed_id,
-        format('statement-level trigger on %s (feed %s): mirrors the change into the log and the like counts, and '
-               'marks the profiles to refresh; never fails the writer''s statement for pgfeed''s sake',
-               v_source.source_name, v_source.feed_id));
+        v_source.feed_id);
+    EXECUTE format('CREATE OR REPLACE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql VOLATILE SECURITY DEFINER '
+                   'SET search_path FROM CURRENT '
+                   -- (the plans made for the first like serve every later one: the rows change no plan)
+                   'SET plan_cache_mode = force_generic_plan AS %L', pgfeed._interaction_follower(p_source_id), v_body);
+    EXECUTE format('COMMENT ON FUNCTION %s() IS %L', pgfeed._interaction_follower(p_source_id),
+                   format('statement-level trigger on %s (feed %s): mirrors the change into the log and the like '
+                          'counts, and marks the profiles to refresh; never fails the writer''s statement for '
+                          'pgfeed''s sake', v_source.source_name, v_source.feed_id));
+    EXECUTE format('REVOKE ALL ON FUNCTION %s() FROM PUBLIC', pgfeed._interaction_follower(p_source_id));
 END
 $$;
 COMMENT ON FUNCTION pgfeed._create_interaction_follower(integer) IS
