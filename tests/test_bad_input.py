@@ -121,7 +121,17 @@ def test_conditions_with_or_are_counted_as_one_condition(conn):
         == (2, 2, 0)
 
 
-def test_truncating_one_partition_forgets_only_its_rows(conn, app):
+def attach_titles(conn, post, like, like_time=None):
+    """A feed over a post table's titles and a like table; returns its name."""
+    feed = fresh("feed")
+    conn.execute("SELECT pgfeed.create_feed(%s, model => %s)", [feed, HASHING])
+    conn.execute("SELECT pgfeed.attach_content(%s, %s, 'id', 'title', 'created_at')", [feed, post])
+    conn.execute("SELECT pgfeed.attach_interactions(%s, %s, 'user_id', 'post_id', created_at_column => %s)",
+                 [feed, like, like_time])
+    return feed
+
+
+def test_truncating_one_partition_forgets_only_its_rows(conn):
     """TRUNCATE of one partition (of the content or the like table) leaves the other partitions' items and likes:
     a worker reads the tables again."""
     post, like = fresh("post"), fresh("post_like")
@@ -132,10 +142,7 @@ def test_truncating_one_partition_forgets_only_its_rows(conn, app):
                      CREATE TABLE {like} (user_id int, post_id int) PARTITION BY RANGE (user_id);
                      CREATE TABLE {like}_a PARTITION OF {like} FOR VALUES FROM (0) TO (1000);
                      CREATE TABLE {like}_b PARTITION OF {like} FOR VALUES FROM (1000) TO (2000)""")
-    feed = fresh("feed")
-    conn.execute("SELECT pgfeed.create_feed(%s, model => %s)", [feed, HASHING])
-    conn.execute("SELECT pgfeed.attach_content(%s, %s, 'id', 'title', 'created_at')", [feed, post])
-    conn.execute("SELECT pgfeed.attach_interactions(%s, %s, 'user_id', 'post_id')", [feed, like])
+    feed = attach_titles(conn, post, like)
     conn.execute(f"INSERT INTO {post} (id, title) VALUES (1, 'a'), (2, 'b'), (101, 'c'), (102, 'd')")
     conn.execute(f"INSERT INTO {like} (user_id, post_id) VALUES (1, 1), (2, 101), (1001, 2), (1002, 102)")
     conn.execute(f"TRUNCATE {like}_a")
@@ -156,11 +163,7 @@ def test_an_unlike_from_another_time_zone_takes_its_like_out(conn, kind):
     post, like = fresh("post"), fresh("post_like")
     conn.execute(f"""CREATE TABLE {post} (id int PRIMARY KEY, title text, created_at timestamptz DEFAULT now());
                      CREATE TABLE {like} (user_id int, post_id int, created_at {kind})""")
-    feed = fresh("feed")
-    conn.execute("SELECT pgfeed.create_feed(%s, model => %s)", [feed, HASHING])
-    conn.execute("SELECT pgfeed.attach_content(%s, %s, 'id', 'title', 'created_at')", [feed, post])
-    conn.execute("SELECT pgfeed.attach_interactions(%s, %s, 'user_id', 'post_id', created_at_column => 'created_at')",
-                 [feed, like])
+    feed = attach_titles(conn, post, like, like_time="created_at")
     conn.execute(f"INSERT INTO {post} (id, title) VALUES (7, 'a')")
     conn.execute("SET TimeZone = 'UTC'")
     conn.execute(f"INSERT INTO {like} VALUES (7, 7, '2026-01-01 12:00')")
@@ -179,10 +182,7 @@ def test_rows_written_to_partitions_are_followed_including_partitions_made_later
                      CREATE TABLE {post}_1 PARTITION OF {post} FOR VALUES FROM (0) TO (100);
                      CREATE TABLE {like} (user_id int, post_id int) PARTITION BY RANGE (user_id);
                      CREATE TABLE {like}_0 PARTITION OF {like} FOR VALUES FROM (0) TO (100)""")
-    feed = fresh("feed")
-    conn.execute("SELECT pgfeed.create_feed(%s, model => %s)", [feed, HASHING])
-    conn.execute("SELECT pgfeed.attach_content(%s, %s, 'id', 'title', 'created_at')", [feed, post])
-    conn.execute("SELECT pgfeed.attach_interactions(%s, %s, 'user_id', 'post_id')", [feed, like])
+    feed = attach_titles(conn, post, like)
     # a partition made later, its columns in another order (attached, not created as a partition)
     conn.execute(f"CREATE TABLE {post}_2 (created_at timestamptz DEFAULT now(), title text, id int NOT NULL)")
     conn.execute(f"ALTER TABLE {post} ATTACH PARTITION {post}_2 FOR VALUES FROM (100) TO (200)")

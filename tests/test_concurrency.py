@@ -141,3 +141,22 @@ def test_a_content_edit_and_a_like_moving_its_item_to_another_tier_never_deadloc
     fid = feed_id(conn, feed)
     assert conn.execute(f"SELECT popularity FROM pgfeed.item_popularity_{fid} WHERE item_id = 4").fetchone()[0] == 9
     assert conn.execute(f"SELECT tier FROM pgfeed.item_store_{fid} WHERE item_id = 4").fetchone()[0] == 1
+
+
+def test_a_catch_up_logs_the_likes_again_only_while_none_comes_or_goes(conn, app_dsn):
+    """A worker catching a feed up forgets a like table's log and loads it again: a like committed or removed in
+    between would be logged twice or left as a ghost, so the catch-up waits for the table's open writers (at most
+    its lock timeout, then another time) and holds off new ones until it commits."""
+    post, like, feed = like_feed(conn)
+    conn.execute(f"INSERT INTO {like} (user_id, post_id) VALUES (1, 1), (2, 2)")
+    conn.execute("INSERT INTO pgfeed.feed_problem (feed_id, problem) VALUES (%s, 'missed something')",
+                 [feed_id(conn, feed)])
+    with psycopg.connect(app_dsn) as writer:
+        writer.execute(f"INSERT INTO {like} (user_id, post_id) VALUES (3, 3)")  # left open
+        conn.execute("SELECT * FROM pgfeed.work(%s)", [feed]).fetchall()
+        assert conn.execute("SELECT problem FROM pgfeed.status() WHERE feed = %s", [feed]).fetchone()[0] \
+            == "missed something"  # not caught up while the like is open
+        writer.commit()
+    drain(conn, feed)
+    assert conn.execute("SELECT problem FROM pgfeed.status() WHERE feed = %s", [feed]).fetchone()[0] is None
+    assert_mirrored(conn, post, like, feed)

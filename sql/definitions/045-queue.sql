@@ -291,6 +291,12 @@ BEGIN
         v_after := v_page.last_key;
     END LOOP;
     FOR v_interactions IN SELECT * FROM pgfeed.interaction_source WHERE feed_id = p_feed.feed_id LOOP
+        -- No like may come or go between forgetting a table's likes and
+        -- loading them again (one committed in between would be logged twice,
+        -- one removed would stay): writers of the table wait for this
+        -- transaction, which waits for theirs at most lock_timeout. Last, so
+        -- that they wait only for the likes' part.
+        EXECUTE format('LOCK TABLE %s IN SHARE MODE', v_interactions.source);
         PERFORM pgfeed._forget_source(v_interactions.source_id);
         PERFORM pgfeed._load_interactions(v_interactions);
     END LOOP;
