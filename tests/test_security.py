@@ -141,6 +141,26 @@ def test_expressions_may_use_only_what_is_built_in(conn, make_role, text, condit
     assert "GENERATED ALWAYS AS" in refused.value.diag.message_hint
 
 
+def test_nothing_that_changes_planning_comes_between_a_workers_check_and_read(conn, dsn, make_role):
+    """Planning a query on a table folds the functions of its statistics and indexes with the planner's rights:
+    a worker reads a tenant's table only while no such DDL is under way (it waits half a second, then does the
+    batch another time), and holds the table no longer than its read (VACUUM and ANALYZE are not kept waiting)."""
+    owner, owner_dsn, post, like = tenant_tables(conn, make_role)
+    feed = attach(conn, post, like, mode="async")
+    conn.execute(f"INSERT INTO {post} (title, body) VALUES ('a', 'b')")
+    with psycopg.connect(owner_dsn) as tenant:
+        tenant.execute(f"CREATE STATISTICS public.{owner}_held ON title, body FROM {post}")  # under way
+        assert conn.execute("SELECT * FROM pgfeed.work(%s)", [feed]).fetchall() == []
+        assert conn.execute("SELECT pgfeed.queued(%s)", [feed]).fetchone()[0] == 1
+        tenant.rollback()
+    with psycopg.connect(dsn) as worker, psycopg.connect(owner_dsn, autocommit=True) as tenant:
+        assert [row[2] for row in worker.execute("SELECT * FROM pgfeed.work(%s)", [feed])] == [1]  # embedded
+        tenant.execute("SET lock_timeout = '5s'")
+        tenant.execute(f"CREATE STATISTICS public.{owner}_s ON title, body FROM {post}")  # the worker's transaction
+        tenant.execute(f"ANALYZE {post}")                                               # is still open
+        worker.commit()
+
+
 def test_columns_of_a_type_of_the_owners_are_refused(conn, make_role):
     owner, owner_dsn, post, like = tenant_tables(conn, make_role)
     with psycopg.connect(owner_dsn, autocommit=True) as tenant:

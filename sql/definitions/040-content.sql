@@ -163,19 +163,26 @@ COMMENT ON FUNCTION pgfeed._evaluate_rows(pgfeed.content_source, anyarray) IS
 CREATE OR REPLACE FUNCTION pgfeed._lock_source(p_source regclass, p_feed text) RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
+SET lock_timeout = '500ms'  -- under deadlock_timeout: an autovacuum in the way is waited for, never cancelled
 AS $$
 DECLARE
     v_problem text;
 BEGIN
     -- Before pgfeed reads an attached table outside its triggers (workers,
-    -- reembed, status), until the transaction ends: no ALTER TABLE, CREATE
-    -- INDEX or ADD CONSTRAINT can come between the checks below and the reads
-    -- (ROW EXCLUSIVE, which writers, other workers and VACUUM share; a role
-    -- that may only read the table takes ACCESS SHARE, and plans with its own
-    -- rights). Not waited for: a table someone holds is read another time.
-    -- Under READ COMMITTED only, so that the checks read the catalogs as they
-    -- are. (CREATE STATISTICS and ATTACH PARTITION take a lock ROW EXCLUSIVE
-    -- does not stop: SECURITY.md, known limits.)
+    -- reembed, status): nothing that changes how a query on the table is
+    -- planned can come between the checks below and the read. Planning
+    -- folds the functions of the table's index expressions and predicates,
+    -- constraints, statistics and partition keys with the planner's rights;
+    -- ALTER TABLE, CREATE INDEX (CONCURRENTLY), ADD CONSTRAINT, CREATE
+    -- STATISTICS and ATTACH PARTITION all conflict with SHARE UPDATE
+    -- EXCLUSIVE, which writers share (a role that may only read the table
+    -- takes ACCESS SHARE, and plans with its own rights). That lock also
+    -- keeps VACUUM, ANALYZE and other workers' reads out, so callers hold it
+    -- for their read only: they read in a block they end with RAISE SQLSTATE
+    -- 'PF001' and catch, which rolls the block back and releases the lock,
+    -- the rows staying in their variables. A table someone holds longer than
+    -- lock_timeout is read another time. Under READ COMMITTED only, so that
+    -- the checks read the catalogs as they are.
     IF current_setting('transaction_isolation') <> 'read committed' THEN
         RAISE EXCEPTION 'pgfeed reads its tables only under READ COMMITTED'
             USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -186,8 +193,8 @@ BEGIN
                         p_source::oid
             USING ERRCODE = 'object_not_in_prerequisite_state';
     END IF;
-    EXECUTE format('LOCK TABLE %s IN %s MODE NOWAIT', p_source,
-                   CASE WHEN (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN 'ROW EXCLUSIVE'
+    EXECUTE format('LOCK TABLE %s IN %s MODE', p_source,
+                   CASE WHEN (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN 'SHARE UPDATE EXCLUSIVE'
                         ELSE 'ACCESS SHARE' END);
     v_problem := pgfeed._planning_problem(p_source, p_feed);
     IF v_problem IS NOT NULL THEN
@@ -196,8 +203,8 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION pgfeed._lock_source(regclass, text) IS
-    'locks an attached table until the transaction ends and checks that planning a query on it runs no one''s code; '
-    'fails at once (lock_not_available) when someone holds it';
+    'locks an attached table against anything that changes how a query on it is planned, and checks that planning '
+    'one runs no one''s code; fails (lock_not_available) when someone holds it longer than half a second';
 
 CREATE OR REPLACE FUNCTION pgfeed._read_content(p_source pgfeed.content_source, p_item_type regtype, p_ids text[],
                                                 p_after text DEFAULT NULL, p_limit integer DEFAULT NULL,
@@ -212,19 +219,24 @@ DECLARE
 BEGIN
     -- Content rows by key (p_ids), or the page of p_limit rows after a key in key order.
     v_feed := (SELECT name FROM pgfeed.feed_config WHERE feed_id = p_source.feed_id);
-    PERFORM pgfeed._lock_source(p_source.source, v_feed);
-    PERFORM pgfeed._require_source(p_source.source, p_source.source_name, p_source.watched, v_feed);
-    IF p_ids IS NOT NULL THEN
-        EXECUTE format('SELECT r.* FROM pgfeed._evaluate_rows($2, ARRAY(SELECT t FROM %s t WHERE t.%I = ANY ($1::%s[]))) AS r',
-                       p_source.source, p_source.id_column, p_item_type)
-           INTO ids, texts, created, eligible, errors USING p_ids, p_source;
-    ELSE
-        EXECUTE format('SELECT r.* FROM pgfeed._evaluate_rows($2, ARRAY(SELECT t FROM %1$s t WHERE $1 IS NULL OR t.%2$I > $1::%3$s '
-                       'ORDER BY t.%2$I LIMIT %4$s)) AS r',
-                       p_source.source, p_source.id_column, p_item_type, p_limit)
-           INTO ids, texts, created, eligible, errors USING p_after, p_source;
-        last_key := ids[cardinality(ids)];  -- the rows keep their order
-    END IF;
+    BEGIN
+        PERFORM pgfeed._lock_source(p_source.source, v_feed);
+        PERFORM pgfeed._require_source(p_source.source, p_source.source_name, p_source.watched, v_feed);
+        IF p_ids IS NOT NULL THEN
+            EXECUTE format('SELECT r.* FROM pgfeed._evaluate_rows($2, ARRAY(SELECT t FROM %s t WHERE t.%I = ANY ($1::%s[]))) AS r',
+                           p_source.source, p_source.id_column, p_item_type)
+               INTO ids, texts, created, eligible, errors USING p_ids, p_source;
+        ELSE
+            EXECUTE format('SELECT r.* FROM pgfeed._evaluate_rows($2, ARRAY(SELECT t FROM %1$s t WHERE $1 IS NULL OR t.%2$I > $1::%3$s '
+                           'ORDER BY t.%2$I LIMIT %4$s)) AS r',
+                           p_source.source, p_source.id_column, p_item_type, p_limit)
+               INTO ids, texts, created, eligible, errors USING p_after, p_source;
+            last_key := ids[cardinality(ids)];  -- the rows keep their order
+        END IF;
+        RAISE SQLSTATE 'PF001';  -- read: the lock goes (pgfeed._lock_source)
+    EXCEPTION WHEN SQLSTATE 'PF001' THEN
+        NULL;
+    END;
 END
 $$;
 COMMENT ON FUNCTION pgfeed._read_content(pgfeed.content_source, regtype, text[], text, integer) IS
@@ -786,11 +798,16 @@ DECLARE
     v_source pgfeed.content_source := pgfeed._content_source(p_feed);
     v_gone text[];
 BEGIN
-    PERFORM pgfeed._lock_source(v_source.source, p_feed.name);
-    PERFORM pgfeed._require_source(v_source.source, v_source.source_name, v_source.watched, p_feed.name);
-    EXECUTE format('SELECT array_agg(s.item_id::text) FROM %s s WHERE NOT EXISTS (SELECT FROM %s r WHERE r.%I = s.item_id)',
-                   pgfeed._item_store(p_feed.feed_id), v_source.source, v_source.id_column)
-       INTO v_gone;
+    BEGIN
+        PERFORM pgfeed._lock_source(v_source.source, p_feed.name);
+        PERFORM pgfeed._require_source(v_source.source, v_source.source_name, v_source.watched, p_feed.name);
+        EXECUTE format('SELECT array_agg(s.item_id::text) FROM %s s WHERE NOT EXISTS (SELECT FROM %s r WHERE r.%I = s.item_id)',
+                       pgfeed._item_store(p_feed.feed_id), v_source.source, v_source.id_column)
+           INTO v_gone;
+        RAISE SQLSTATE 'PF001';  -- read: the lock goes (pgfeed._lock_source)
+    EXCEPTION WHEN SQLSTATE 'PF001' THEN
+        NULL;
+    END;
     PERFORM pgfeed._remove_items(p_feed.feed_id, v_gone);
 END
 $$;

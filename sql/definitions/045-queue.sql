@@ -113,7 +113,10 @@ BEGIN
         BEGIN
             PERFORM pgfeed._lock_source(v_source.source, v_feed.name);
             v_problem := pgfeed._source_problem(v_source.source, v_source.source_name, v_source.watched, v_feed.name);
+            RAISE SQLSTATE 'PF001';  -- checked: the lock goes (pgfeed._lock_source)
         EXCEPTION
+            WHEN SQLSTATE 'PF001' THEN
+                NULL;
             WHEN lock_not_available THEN
                 CONTINUE;
             WHEN object_not_in_prerequisite_state THEN

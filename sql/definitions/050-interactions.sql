@@ -164,10 +164,15 @@ DECLARE
 BEGIN
     -- only columns of the built-in types the table was attached with are read
     v_feed := (SELECT name FROM pgfeed.feed_config WHERE feed_id = p_source.feed_id);
-    PERFORM pgfeed._lock_source(p_source.source, v_feed);
-    PERFORM pgfeed._require_source(p_source.source, p_source.source_name, p_source.watched, v_feed);
-    EXECUTE pgfeed._interaction_rows_sql(p_source, p_source.source::text) INTO v_typed, v_users, v_items, v_created;
-    PERFORM pgfeed._require_row_types(v_typed, p_source.source, v_feed);
+    BEGIN
+        PERFORM pgfeed._lock_source(p_source.source, v_feed);
+        PERFORM pgfeed._require_source(p_source.source, p_source.source_name, p_source.watched, v_feed);
+        EXECUTE pgfeed._interaction_rows_sql(p_source, p_source.source::text) INTO v_typed, v_users, v_items, v_created;
+        PERFORM pgfeed._require_row_types(v_typed, p_source.source, v_feed);
+        RAISE SQLSTATE 'PF001';  -- read: the lock goes (pgfeed._lock_source)
+    EXCEPTION WHEN SQLSTATE 'PF001' THEN
+        NULL;
+    END;
     -- (the profiles at once, not marked one by one: a load may bring thousands of users)
     EXECUTE pgfeed._interaction_write_sql((SELECT c FROM pgfeed.feed_config c WHERE c.feed_id = p_source.feed_id),
                                           '$1', '$2', NULL, ARRAY['$3', '$4', '$5'], false)

@@ -344,22 +344,27 @@ BEGIN
     -- items: eligible content rows (and rows the condition fails on, kept as
     -- failed items); pending: queued, or eligible but never brought in
     -- (triggers skipped), and not failed
-    PERFORM pgfeed._lock_source(p_source.source, p_feed.name);
-    PERFORM pgfeed._require_source(p_source.source, p_source.source_name, p_source.watched, p_feed.name);
     BEGIN
-        EXECUTE format('SELECT array_agg(r.%I::text) FROM %s AS r WHERE coalesce((%s)::boolean, false)',
-                       p_source.id_column, p_source.source, coalesce(p_source.condition, 'true'))
-           INTO v_keys;
-    EXCEPTION WHEN data_exception OR syntax_error_or_access_rule_violation THEN
-        -- (a row the condition fails on: each row alone)
-        v_keys := '{}';
-        LOOP
-            v_page := pgfeed._read_content(p_source, p_feed.item_type, NULL, v_after, 1000);
-            EXIT WHEN v_page.ids IS NULL;
-            v_keys := v_keys || ARRAY(SELECT k FROM unnest(v_page.ids, v_page.eligible, v_page.errors) AS u(k, ok, err)
-                                       WHERE ok OR err IS NOT NULL);
-            v_after := v_page.last_key;
-        END LOOP;
+        PERFORM pgfeed._lock_source(p_source.source, p_feed.name);
+        PERFORM pgfeed._require_source(p_source.source, p_source.source_name, p_source.watched, p_feed.name);
+        BEGIN
+            EXECUTE format('SELECT array_agg(r.%I::text) FROM %s AS r WHERE coalesce((%s)::boolean, false)',
+                           p_source.id_column, p_source.source, coalesce(p_source.condition, 'true'))
+               INTO v_keys;
+        EXCEPTION WHEN data_exception OR syntax_error_or_access_rule_violation THEN
+            -- (a row the condition fails on: each row alone)
+            v_keys := '{}';
+            LOOP
+                v_page := pgfeed._read_content(p_source, p_feed.item_type, NULL, v_after, 1000);
+                EXIT WHEN v_page.ids IS NULL;
+                v_keys := v_keys || ARRAY(SELECT k FROM unnest(v_page.ids, v_page.eligible, v_page.errors) AS u(k, ok, err)
+                                           WHERE ok OR err IS NOT NULL);
+                v_after := v_page.last_key;
+            END LOOP;
+        END;
+        RAISE SQLSTATE 'PF001';  -- read: the lock goes (pgfeed._lock_source)
+    EXCEPTION WHEN SQLSTATE 'PF001' THEN
+        NULL;
     END;
     items := coalesce(cardinality(v_keys), 0);
     EXECUTE format($q$
