@@ -7,7 +7,7 @@ import psycopg
 import pytest
 
 import pgfeed
-from conftest import HASHING, attach, drain, feed_id, fresh, make_tables
+from conftest import APP_ROLE, HASHING, attach, drain, feed_id, fresh, make_tables
 
 
 def items(conn, feed):
@@ -19,15 +19,15 @@ def items(conn, feed):
     ("title || (100 / views)::text", None),
     ("title", "100 / views > 1"),
 ], ids=["text", "condition"])
-def test_an_expression_failing_for_one_row_keeps_every_row(conn, mode, text, condition):
+def test_an_expression_failing_for_one_row_keeps_every_row(conn, app, mode, text, condition):
     post, _ = make_tables(conn)
     feed = fresh("feed")
     conn.execute("SELECT pgfeed.create_feed(%s, model => %s, mode => %s)", [feed, HASHING, mode])
     conn.execute("SELECT pgfeed.attach_content(%s, %s, 'id', %s, 'created_at', condition => %s)",
                  [feed, post, text, condition])
-    ids = [r[0] for r in conn.execute(f"INSERT INTO {post} (title, body, views) VALUES ('a', '', 1), ('b', '', 0), "
-                                      "('c', '', 2) RETURNING id")]
-    assert conn.execute(f"SELECT count(*) FROM {post}").fetchone()[0] == 3  # the statement committed whole
+    ids = [r[0] for r in app.execute(f"INSERT INTO {post} (title, body, views) VALUES ('a', '', 1), ('b', '', 0), "
+                                     "('c', '', 2) RETURNING id")]
+    assert app.execute(f"SELECT count(*) FROM {post}").fetchone()[0] == 3  # the statement committed whole
     if mode == "async":
         conn.execute("SELECT * FROM pgfeed.work(%s)", [feed])
     assert items(conn, feed) == {ids[0]: "embedded", ids[1]: "text expression or condition failed: division by zero",
@@ -35,14 +35,14 @@ def test_an_expression_failing_for_one_row_keeps_every_row(conn, mode, text, con
     assert conn.execute("SELECT failed, problem FROM pgfeed.status() WHERE feed = %s", [feed]).fetchone() == (1, None)
     # a reembed skips it the same way, and embeds it once the row is fixed
     assert conn.execute("SELECT pgfeed.reembed(%s)", [feed]).fetchone()[0] == 0
-    conn.execute(f"UPDATE {post} SET views = 5 WHERE id = %s", [ids[1]])
+    app.execute(f"UPDATE {post} SET views = 5 WHERE id = %s", [ids[1]])
     conn.execute("SELECT * FROM pgfeed.work(%s)", [feed])
     assert items(conn, feed)[ids[1]] == "embedded"
 
 
-def test_backfill_skips_rows_the_expression_fails_on(conn):
+def test_backfill_skips_rows_the_expression_fails_on(conn, app):
     post, _ = make_tables(conn)
-    conn.execute(f"INSERT INTO {post} (title, body, views) SELECT 'p' || g, '', g % 3 FROM generate_series(1, 9) g")
+    app.execute(f"INSERT INTO {post} (title, body, views) SELECT 'p' || g, '', g % 3 FROM generate_series(1, 9) g")
     feed = fresh("feed")
     conn.execute("SELECT pgfeed.create_feed(%s, model => %s)", [feed, HASHING])
     embedded = conn.execute("SELECT pgfeed.attach_content(%s, %s, 'id', 'title || (1 / views)::text', 'created_at')",
@@ -75,16 +75,16 @@ def test_views_are_not_content_tables(conn):
         conn.execute("SELECT pgfeed.attach_content(%s, %s, 'id', 'title', 'created_at')", [feed, f"{post}_v"])
 
 
-def test_infinite_and_missing_times_rank_without_error(conn):
+def test_infinite_and_missing_times_rank_without_error(conn, app):
     post, like = make_tables(conn)
-    conn.execute(f"ALTER TABLE {post} ALTER created_at DROP NOT NULL")
+    app.execute(f"ALTER TABLE {post} ALTER created_at DROP NOT NULL")
     feed = attach(conn, post, like)
-    ids = [r[0] for r in conn.execute(f"INSERT INTO {post} (title, body, created_at) VALUES "
-                                      "('a', 'x', 'infinity'), ('b', 'y', '-infinity'), ('c', 'z', NULL) RETURNING id")]
-    conn.execute(f"INSERT INTO {like} (user_id, post_id) VALUES (1, %s)", [ids[1]])
-    freshness = {item.item_id: item.freshness for item in pgfeed.feed(conn, feed, None, limit=10)}
+    ids = [r[0] for r in app.execute(f"INSERT INTO {post} (title, body, created_at) VALUES "
+                                     "('a', 'x', 'infinity'), ('b', 'y', '-infinity'), ('c', 'z', NULL) RETURNING id")]
+    app.execute(f"INSERT INTO {like} (user_id, post_id) VALUES (1, %s)", [ids[1]])
+    freshness = {item.item_id: item.freshness for item in pgfeed.feed(app, feed, None, limit=10)}
     assert freshness == {ids[0]: 1.0, ids[1]: 0.0, ids[2]: 0.0}
-    assert len(pgfeed.feed(conn, feed, 1, limit=10)) == 2
+    assert len(pgfeed.feed(app, feed, 1, limit=10)) == 2
 
 
 @pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity"])
@@ -109,14 +109,14 @@ def test_like_weights_must_be_finite(conn, value):
         conn.execute("SELECT pgfeed.attach_interactions(%s, %s, 'user_id', 'post_id', weight => %s)", [feed, like, value])
 
 
-def test_conditions_with_or_are_counted_as_one_condition(conn):
+def test_conditions_with_or_are_counted_as_one_condition(conn, app):
     post, _ = make_tables(conn)
     feed = fresh("feed")
     conn.execute("SELECT pgfeed.create_feed(%s, model => %s)", [feed, HASHING])
     conn.execute("SELECT pgfeed.attach_content(%s, %s, 'id', 'title', 'created_at', "
                  "condition => $$status = 'published' OR views > 10$$)", [feed, post])
-    conn.execute(f"INSERT INTO {post} (title, status, views) VALUES ('a', 'draft', 0), ('b', 'draft', 11), "
-                 "('c', 'published', 0)")
+    app.execute(f"INSERT INTO {post} (title, status, views) VALUES ('a', 'draft', 0), ('b', 'draft', 11), "
+                "('c', 'published', 0)")
     assert conn.execute("SELECT items, embedded, pending FROM pgfeed.status() WHERE feed = %s", [feed]).fetchone() \
         == (2, 2, 0)
 
@@ -128,14 +128,15 @@ def attach_titles(conn, post, like, like_time=None):
     conn.execute("SELECT pgfeed.attach_content(%s, %s, 'id', 'title', 'created_at')", [feed, post])
     conn.execute("SELECT pgfeed.attach_interactions(%s, %s, 'user_id', 'post_id', created_at_column => %s)",
                  [feed, like, like_time])
+    conn.execute("SELECT pgfeed.grant_feed(%s, %s)", [feed, APP_ROLE])
     return feed
 
 
-def test_truncating_one_partition_forgets_only_its_rows(conn):
+def test_truncating_one_partition_forgets_only_its_rows(conn, app):
     """TRUNCATE of one partition (of the content or the like table) leaves the other partitions' items and likes:
     a worker reads the tables again."""
     post, like = fresh("post"), fresh("post_like")
-    conn.execute(f"""CREATE TABLE {post} (id int PRIMARY KEY, title text, created_at timestamptz DEFAULT now())
+    app.execute(f"""CREATE TABLE {post} (id int PRIMARY KEY, title text, created_at timestamptz DEFAULT now())
                          PARTITION BY RANGE (id);
                      CREATE TABLE {post}_a PARTITION OF {post} FOR VALUES FROM (0) TO (100);
                      CREATE TABLE {post}_b PARTITION OF {post} FOR VALUES FROM (100) TO (200);
@@ -143,10 +144,10 @@ def test_truncating_one_partition_forgets_only_its_rows(conn):
                      CREATE TABLE {like}_a PARTITION OF {like} FOR VALUES FROM (0) TO (1000);
                      CREATE TABLE {like}_b PARTITION OF {like} FOR VALUES FROM (1000) TO (2000)""")
     feed = attach_titles(conn, post, like)
-    conn.execute(f"INSERT INTO {post} (id, title) VALUES (1, 'a'), (2, 'b'), (101, 'c'), (102, 'd')")
-    conn.execute(f"INSERT INTO {like} (user_id, post_id) VALUES (1, 1), (2, 101), (1001, 2), (1002, 102)")
-    conn.execute(f"TRUNCATE {like}_a")
-    conn.execute(f"TRUNCATE {post}_b")
+    app.execute(f"INSERT INTO {post} (id, title) VALUES (1, 'a'), (2, 'b'), (101, 'c'), (102, 'd')")
+    app.execute(f"INSERT INTO {like} (user_id, post_id) VALUES (1, 1), (2, 101), (1001, 2), (1002, 102)")
+    app.execute(f"TRUNCATE {like}_a")
+    app.execute(f"TRUNCATE {post}_b")
     drain(conn, feed)
     fid = feed_id(conn, feed)
     assert sorted(conn.execute(f"SELECT user_id, item_id FROM pgfeed.interaction_log_{fid}").fetchall()) \
@@ -158,41 +159,40 @@ def test_truncating_one_partition_forgets_only_its_rows(conn):
 
 
 @pytest.mark.parametrize("kind", ["timestamp", "date"])
-def test_an_unlike_from_another_time_zone_takes_its_like_out(conn, kind):
+def test_an_unlike_from_another_time_zone_takes_its_like_out(conn, app, kind):
     """A like time without a zone is logged in UTC: the unlike of a session in another TimeZone finds it."""
     post, like = fresh("post"), fresh("post_like")
-    conn.execute(f"""CREATE TABLE {post} (id int PRIMARY KEY, title text, created_at timestamptz DEFAULT now());
+    app.execute(f"""CREATE TABLE {post} (id int PRIMARY KEY, title text, created_at timestamptz DEFAULT now());
                      CREATE TABLE {like} (user_id int, post_id int, created_at {kind})""")
     feed = attach_titles(conn, post, like, like_time="created_at")
-    conn.execute(f"INSERT INTO {post} (id, title) VALUES (7, 'a')")
-    conn.execute("SET TimeZone = 'UTC'")
-    conn.execute(f"INSERT INTO {like} VALUES (7, 7, '2026-01-01 12:00')")
-    conn.execute("SET TimeZone = 'America/New_York'")
-    conn.execute(f"DELETE FROM {like} WHERE user_id = 7")
-    conn.execute("RESET TimeZone")
+    app.execute(f"INSERT INTO {post} (id, title) VALUES (7, 'a')")
+    app.execute("SET TimeZone = 'UTC'")
+    app.execute(f"INSERT INTO {like} VALUES (7, 7, '2026-01-01 12:00')")
+    app.execute("SET TimeZone = 'America/New_York'")
+    app.execute(f"DELETE FROM {like} WHERE user_id = 7")
     fid = feed_id(conn, feed)
     assert conn.execute(f"SELECT count(*) FROM pgfeed.interaction_log_{fid}").fetchone()[0] == 0
     assert conn.execute(f"SELECT popularity FROM pgfeed.item_popularity_{fid}").fetchall() == [(0,)]
 
 
-def test_rows_written_to_partitions_are_followed_including_partitions_made_later(conn):
+def test_rows_written_to_partitions_are_followed_including_partitions_made_later(conn, app):
     post, like = fresh("post"), fresh("post_like")
-    conn.execute(f"""CREATE TABLE {post} (id int PRIMARY KEY, title text, created_at timestamptz DEFAULT now())
+    app.execute(f"""CREATE TABLE {post} (id int PRIMARY KEY, title text, created_at timestamptz DEFAULT now())
                          PARTITION BY RANGE (id);
                      CREATE TABLE {post}_1 PARTITION OF {post} FOR VALUES FROM (0) TO (100);
                      CREATE TABLE {like} (user_id int, post_id int) PARTITION BY RANGE (user_id);
                      CREATE TABLE {like}_0 PARTITION OF {like} FOR VALUES FROM (0) TO (100)""")
     feed = attach_titles(conn, post, like)
     # a partition made later, its columns in another order (attached, not created as a partition)
-    conn.execute(f"CREATE TABLE {post}_2 (created_at timestamptz DEFAULT now(), title text, id int NOT NULL)")
-    conn.execute(f"ALTER TABLE {post} ATTACH PARTITION {post}_2 FOR VALUES FROM (100) TO (200)")
-    conn.execute(f"INSERT INTO {post} (id, title) VALUES (1, 'through the table')")
-    conn.execute(f"INSERT INTO {post}_1 (id, title) VALUES (2, 'straight into a partition')")
-    conn.execute(f"INSERT INTO {post}_2 (id, title) VALUES (150, 'into the later one')")
-    conn.execute(f"INSERT INTO {like}_0 (user_id, post_id) SELECT u, 150 FROM generate_series(1, 4) u")
+    app.execute(f"CREATE TABLE {post}_2 (created_at timestamptz DEFAULT now(), title text, id int NOT NULL)")
+    app.execute(f"ALTER TABLE {post} ATTACH PARTITION {post}_2 FOR VALUES FROM (100) TO (200)")
+    app.execute(f"INSERT INTO {post} (id, title) VALUES (1, 'through the table')")
+    app.execute(f"INSERT INTO {post}_1 (id, title) VALUES (2, 'straight into a partition')")
+    app.execute(f"INSERT INTO {post}_2 (id, title) VALUES (150, 'into the later one')")
+    app.execute(f"INSERT INTO {like}_0 (user_id, post_id) SELECT u, 150 FROM generate_series(1, 4) u")
     assert items(conn, feed) == {1: "embedded", 2: "embedded", 150: "embedded"}
-    assert pgfeed.feed(conn, feed, None, limit=1)[0].item_id == 150  # the most liked
-    conn.execute(f"DELETE FROM {post}_2 WHERE id = 150")
+    assert pgfeed.feed(app, feed, None, limit=1)[0].item_id == 150  # the most liked
+    app.execute(f"DELETE FROM {post}_2 WHERE id = 150")
     assert set(items(conn, feed)) == {1, 2}
     conn.execute("SELECT pgfeed.drop_feed(%s)", [feed])
     assert conn.execute(f"SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'pgfeed%%' AND tgrelid::regclass::text "

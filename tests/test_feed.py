@@ -73,33 +73,34 @@ def compare(reference, actual, limit):
 
 
 def feed_in_one_transaction(dsn, feed, user_id, **kwargs):
-    """pgfeed.feed() and now() from the same transaction: freshness uses its start time."""
+    """pgfeed.feed() and now() from the same transaction, as the role dsn logs in as (the tests read as the
+    application): freshness uses the transaction's start time."""
     with psycopg.connect(dsn) as conn, conn.transaction():
         now = conn.execute("SELECT now()").fetchone()[0]
         return now, pgfeed.feed(conn, feed, user_id, **kwargs)
 
 
 @pytest.mark.parametrize("key", ["integer", "uuid"])
-def test_feed_matches_the_reference_score(conn, dsn, key):
+def test_feed_matches_the_reference_score(conn, app_dsn, key):
     post, like, feed, users = populate(conn, key)
     for user_id in users:
-        now, actual = feed_in_one_transaction(dsn, feed, user_id, limit=15)
+        now, actual = feed_in_one_transaction(app_dsn, feed, user_id, limit=15)
         compare(reference_feed(conn, post, like, user_id, now), actual, 15)
         assert all(isinstance(i.item_id, int if key == "integer" else uuid.UUID) for i in actual)
 
 
-def test_cold_start_ranks_by_freshness_and_popularity(conn, dsn):
+def test_cold_start_ranks_by_freshness_and_popularity(conn, app_dsn):
     post, like, feed, _ = populate(conn)
     for stranger in (999, None):
-        now, actual = feed_in_one_transaction(dsn, feed, stranger, limit=10)
+        now, actual = feed_in_one_transaction(app_dsn, feed, stranger, limit=10)
         assert all(item.similarity == 0 for item in actual)
         compare(reference_feed(conn, post, like, stranger, now), actual, 10)
 
 
-def test_exclude_and_seen(app, conn, dsn):
+def test_exclude_and_seen(app, conn, app_dsn):
     post, like, feed, users = populate(conn)
     first = [i.item_id for i in pgfeed.feed(app, feed, users[0], limit=5)]
-    now, actual = feed_in_one_transaction(dsn, feed, users[0], limit=10, exclude=first[:3])
+    now, actual = feed_in_one_transaction(app_dsn, feed, users[0], limit=10, exclude=first[:3])
     assert not set(first[:3]) & {i.item_id for i in actual}
     compare(reference_feed(conn, post, like, users[0], now, exclude=set(first[:3])), actual, 10)
     liked = {r[0] for r in conn.execute(f"SELECT post_id FROM {like} WHERE user_id = %s", [users[0]])}
@@ -164,30 +165,30 @@ def populate_large(conn, items=600):
 
 
 @pytest.mark.parametrize("depth", [1, 6])
-def test_index_driven_feed_equals_the_exact_ranking(conn, dsn, depth):
+def test_index_driven_feed_equals_the_exact_ranking(conn, app_dsn, depth):
     """The threshold algorithm reads the index streams a few rows at a time
     (search_depth), yet returns the exact top k with exact scores."""
     post, like, feed = populate_large(conn)
     conn.execute("SELECT pgfeed.alter_feed(%s, search_depth => %s)", [feed, depth])
     for user_id in (1, 2, 150, None):
-        now, actual = feed_in_one_transaction(dsn, feed, user_id, limit=15)
+        now, actual = feed_in_one_transaction(app_dsn, feed, user_id, limit=15)
         compare(reference_feed(conn, post, like, user_id, now), actual, 15)
 
 
-def test_exclusions_never_shorten_the_feed(app, conn, dsn):
+def test_exclusions_never_shorten_the_feed(app, conn, app_dsn):
     """User 1 has seen a third of the items and excludes the best 100 others:
     every stream's first rows are filtered out, and the feed is still full."""
     post, like, feed = populate_large(conn)
     conn.execute("SELECT pgfeed.alter_feed(%s, search_depth => 1)", [feed])
     best = [i.item_id for i in pgfeed.feed(app, feed, 1, limit=100)]
-    now, actual = feed_in_one_transaction(dsn, feed, 1, limit=30, exclude=best)
+    now, actual = feed_in_one_transaction(app_dsn, feed, 1, limit=30, exclude=best)
     assert len(actual) == 30 and not set(best) & {i.item_id for i in actual}
     compare(reference_feed(conn, post, like, 1, now, exclude=set(best)), actual, 30)
     eligible = 600 - 200 - 100
     assert len(pgfeed.feed(app, feed, 1, limit=1000, exclude=best)) == eligible
 
 
-def test_like_count_tiers_follow_the_likes(app, conn, dsn):
+def test_like_count_tiers_follow_the_likes(app, conn, app_dsn):
     """Each item's tier, which picks its HNSW index, is the power of ten of its
     like count (0-8, 9-98, 99 and more) as likes come and go, and the feed stays
     exact across the three tiers."""
@@ -205,7 +206,7 @@ def test_like_count_tiers_follow_the_likes(app, conn, dsn):
     tiers = check_tiers()
     assert set(tiers.values()) == {0, 1, 2} and tiers[item] == 2
     for user_id in (1, 2, None):
-        now, actual = feed_in_one_transaction(dsn, feed, user_id, limit=15)
+        now, actual = feed_in_one_transaction(app_dsn, feed, user_id, limit=15)
         compare(reference_feed(conn, post, like, user_id, now), actual, 15)
     app.execute(f"DELETE FROM {like} WHERE post_id = %s AND user_id BETWEEN 1000 AND 1095", [item])
     assert check_tiers()[item] == 0
