@@ -591,10 +591,11 @@ DECLARE
     v_marks bigint[];
     v_left bigint;
 BEGIN
-    -- What writers left for later: like-count changes, and profiles marked
-    -- while another transaction held them. Returns how much it did: counts
-    -- folded and profiles refreshed (a profile still held is marked again,
-    -- and is no progress: a role that holds one keeps no worker busy).
+    -- What writers left for later: like-count changes they could not make in
+    -- place, and the profiles of the users whose likes changed. Returns how
+    -- much it did: counts folded and profiles stored (a profile another
+    -- transaction holds is marked again, and is no progress: a role that
+    -- holds one keeps no worker busy).
     IF (SELECT user_type FROM pgfeed.feed_config WHERE feed_id = p_feed_id) IS NULL THEN
         RETURN 0;
     END IF;
