@@ -47,5 +47,6 @@ GRANT EXECUTE ON FUNCTION
     pgfeed._content_problem(pgfeed.feed_config),
     pgfeed._source_problem(regclass, text, jsonb, text),
     pgfeed._encode(text[], text),
-    pgfeed._python_init()
+    pgfeed._python_init(),
+    pgfeed._python_path()
 TO PUBLIC;

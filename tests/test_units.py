@@ -54,9 +54,9 @@ def test_encoder_threads_must_be_a_positive_number(setting):
 
 
 def test_version_mismatch_is_explained():
-    server.check_version(pgfeed.__version__)
+    pgfeed.check_version(pgfeed.__version__)
     with pytest.raises(RuntimeError, match="run `pgfeed install`"):
-        server.check_version("0.0.0")
+        pgfeed.check_version("0.0.0")
 
 
 def test_keys_come_back_typed():

@@ -10,18 +10,9 @@ from typing import Any
 
 import numpy as np
 
-import pgfeed
 from pgfeed import encoders
 
 CHUNK = 256  # texts a model call: bounds memory whatever the statement size
-
-
-def check_version(bundle_version: str | None) -> None:
-    if bundle_version != pgfeed.__version__:
-        raise RuntimeError(
-            f"the server imports pgfeed {pgfeed.__version__} but the installed SQL bundle is {bundle_version}: "
-            "run `pgfeed install` with the same pgfeed the server imports"
-        )
 
 
 def _threads(setting: str | None) -> int | None:

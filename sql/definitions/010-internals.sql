@@ -2,9 +2,9 @@
 -- looking up feeds, naming per-feed tables, checking keys and expressions.
 
 -- SECURITY DEFINER: it takes no input, and reads the path that only the
--- installing superuser can write, so that a granted role's embed() can load
--- pgfeed without reading pgfeed.setting itself.
-CREATE OR REPLACE FUNCTION pgfeed._python_init() RETURNS void
+-- installing superuser can write, so that a granted role's feed() and embed()
+-- can load pgfeed without reading pgfeed.setting itself.
+CREATE OR REPLACE FUNCTION pgfeed._python_path() RETURNS void
 LANGUAGE plpython3u VOLATILE SECURITY DEFINER
 SET search_path FROM CURRENT
 AS $python$
@@ -12,18 +12,31 @@ AS $python$
 # which only the installing superuser can write. Prepended, so that the
 # project's environment wins over system site-packages.
 import site, sys
+if "pgfeed.path" in GD:
+    return
 setting = {r["name"]: r["value"] for r in plpy.execute("SELECT name, value FROM pgfeed.setting")}
 before = list(sys.path)
 for path in setting.get("python_path", "").split(":"):
     if path:
         site.addsitedir(path)
 sys.path[:] = [p for p in sys.path if p not in before] + before
-import pgfeed.server
-pgfeed.server.check_version(setting.get("version"))
+import pgfeed  # (light: the modules the shims need are imported by them)
+pgfeed.check_version(setting.get("version"))
+GD["pgfeed.path"] = True
+$python$;
+COMMENT ON FUNCTION pgfeed._python_path() IS
+    'makes the pgfeed Python package importable in this backend (path fixed at install time)';
+
+CREATE OR REPLACE FUNCTION pgfeed._python_init() RETURNS void
+LANGUAGE plpython3u VOLATILE
+SET search_path FROM CURRENT
+AS $python$
+plpy.execute("SELECT pgfeed._python_path()")
+import pgfeed.server  # (numpy, the encoders: what embedding needs)
 GD["pgfeed"] = pgfeed.server
 $python$;
 COMMENT ON FUNCTION pgfeed._python_init() IS
-    'makes the pgfeed Python package importable in this backend (path fixed at install time)';
+    'loads pgfeed.server, which the embedding functions call, into this backend';
 
 -- SECURITY DEFINER: no input; any role may know the version, not the settings.
 CREATE OR REPLACE FUNCTION pgfeed.version() RETURNS text

@@ -1,0 +1,201 @@
+"""The threshold algorithm (pgfeed.topk) without a server: a fake plpy serves
+the index streams from in-memory lists, and the result is compared with a
+brute-force ranking of every eligible item."""
+
+import itertools
+import random
+
+import pytest
+
+from pgfeed.topk import Query, ThresholdSearch
+
+CEILINGS = [0.3, 0.6, 1.0]  # each like-count tier's highest popularity
+WEIGHTS = (0.6, 0.2, 0.2)
+POPULARITY = "popularity"
+
+
+class Cursor:
+    def __init__(self, rows):
+        self.rows, self.closed = iter(rows), False
+
+    def fetch(self, n):
+        assert not self.closed, "read after close"
+        return list(itertools.islice(self.rows, n))
+
+    def close(self):
+        self.closed = True
+
+
+class Plan:
+    def __init__(self, plpy, query):
+        self.plpy, self.query = plpy, query
+
+    def cursor(self, args):
+        self.plpy.opened.append(self.query)
+        return Cursor(self.plpy.streams[self.query])
+
+    def execute(self, args):
+        keys, _saturation = args
+        self.plpy.lookups += len(keys)
+        return [{"i": key, "p": self.plpy.popularity[key]} for key in keys]
+
+
+class FakePlpy:
+    """PL/Python's plpy over in-memory streams: a query names its stream."""
+
+    def __init__(self, streams, popularity):
+        self.streams, self.popularity = streams, popularity
+        self.prepared, self.opened, self.settings, self.lookups = [], [], [], 0
+
+    def prepare(self, query, types):
+        self.prepared.append(query)
+        return Plan(self, query)
+
+    def execute(self, plan, args):
+        self.settings.append(args[0])  # set_config('hnsw.ef_search', ...)
+        return []
+
+    def debug(self, message):
+        pass
+
+
+def catalogue(n, seed, clusters=False):
+    """Items with a similarity, freshness and popularity; tiers by popularity."""
+    rng = random.Random(seed)
+    items = {}
+    for i in range(n):
+        s = rng.choice([rng.uniform(0.7, 0.9), rng.uniform(-0.2, 0.3)]) if clusters else rng.uniform(-0.3, 1.0)
+        p = min(1.0, rng.expovariate(6))
+        items[str(i)] = {"s": s, "f": rng.random() ** 4, "p": p,
+                         "t": next(t for t, ceiling in enumerate(CEILINGS) if p <= ceiling)}
+    return items
+
+
+def streams_of(items, profile=True, newest=True):
+    """The streams pgfeed.feed() reads, sorted as their indexes are (ties by key)."""
+    rows = [{"i": i, "s": v["s"] if profile else 0.0, "f": v["f"], "t": v["t"], "p": None} for i, v in items.items()]
+    streams = {f"tier {t}": sorted((r for r in rows if r["t"] == t), key=lambda r: (-r["s"], r["i"]))
+               for t in range(len(CEILINGS))}
+    streams["newest"] = sorted(rows, key=lambda r: (-r["f"], r["i"]))
+    streams[POPULARITY + " stream"] = sorted(({**r, "p": items[r["i"]]["p"]} for r in rows),
+                                             key=lambda r: (-r["p"], r["i"]))
+    names = [f"tier {t}" if profile else None for t in range(len(CEILINGS))] + \
+            ["newest" if newest else None, POPULARITY + " stream"]
+    return streams, names
+
+
+def search(items, limit, profile=True, newest=True, depth=20, max_depth=20000, weights=WEIGHTS):
+    streams, names = streams_of(items, profile, newest)
+    plpy = FakePlpy(streams, {i: v["p"] for i, v in items.items()})
+    query = Query(names, POPULARITY, ["bigint", "bigint"], "public.vector", [1.0], 3600.0, 1000.0, "1", [],
+                  weights, CEILINGS, [40, 60, 100], limit, depth, max_depth)
+    ticks = itertools.count()
+    found = ThresholdSearch(plpy, {}, query, clock=lambda: next(ticks) / 1000).run()
+    return found, plpy
+
+
+def reference(items, limit, profile=True, weights=WEIGHTS):
+    ws, wf, wp = weights
+    scored = sorted(((ws * (v["s"] if profile else 0.0) + wf * v["f"] + wp * v["p"], i) for i, v in items.items()),
+                    reverse=True)
+    return scored[:limit]
+
+
+def assert_top_k(found, items, limit, profile=True, weights=WEIGHTS):
+    """The k best by score (any of those tied with the k-th), each with its exact components."""
+    expected = reference(items, limit, profile, weights)
+    ws, wf, wp = weights
+    for item, score, s, f, p in found:
+        v = items[item]
+        assert (s, f, p) == pytest.approx(((v["s"] if profile else 0.0), v["f"], v["p"]))
+        assert score == pytest.approx(ws * s + wf * f + wp * p)
+    if not expected:
+        assert found == []
+        return
+    kth = expected[-1][0]
+    got = {item for item, *_ in found}
+    assert {i for score, i in expected if score > kth + 1e-12} <= got
+    assert all(score >= kth - 1e-12 for _, score, *_ in found)
+    assert len(found) >= len(expected)
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("limit", [1, 20, 100])
+def test_the_top_k_of_every_eligible_item(seed, limit):
+    items = catalogue(3000, seed)
+    found, plpy = search(items, limit)
+    assert_top_k(found, items, limit)
+    assert plpy.lookups < len(items)  # it stopped before looking every item up
+
+
+def test_interests_in_two_clusters():
+    """Similarities fall slowly inside a cluster, then steeply: the search reads on into the second one."""
+    items = catalogue(4000, 11, clusters=True)
+    found, _ = search(items, 20)
+    assert_top_k(found, items, 20)
+
+
+def test_cold_start_reads_no_tier():
+    items = catalogue(2000, 3)
+    found, plpy = search(items, 20, profile=False)
+    assert_top_k(found, items, 20, profile=False)
+    assert not any(query.startswith("tier") for query in plpy.opened)
+
+
+def test_without_freshness_and_popularity_weights():
+    items = catalogue(2000, 5)
+    found, _ = search(items, 10, newest=False, weights=(1.0, 0.0, 0.0))
+    assert_top_k(found, items, 10, weights=(1.0, 0.0, 0.0))
+
+
+def test_items_tied_at_the_cut_fill_the_page():
+    """Every item ties with the k-th: at least k come back, all with that score (which of them is up to the
+    order the streams read them in; the caller orders by score, then key)."""
+    items = {str(i): {"s": 0.5, "f": 0.5, "p": 0.2, "t": 0} for i in range(30)}
+    found, _ = search(items, 5)
+    assert len(found) >= 5 and len({round(score, 12) for _, score, *_ in found}) == 1
+
+
+def test_fewer_items_than_the_limit():
+    items = catalogue(7, 2)
+    found, _ = search(items, 20)
+    assert sorted(item for item, *_ in found) == sorted(items)
+
+
+def test_nothing_eligible():
+    found, _ = search({}, 20)
+    assert found == []
+
+
+def test_excluded_items_never_come_back():
+    """Exclusions are filtered in the streams' queries: the algorithm ranks what the streams yield."""
+    items = catalogue(2000, 7)
+    best = [i for _, i in reference(items, 10)]
+    kept = {i: v for i, v in items.items() if i not in best[:5]}
+    found, _ = search(kept, 10)
+    assert not {item for item, *_ in found} & set(best[:5])
+    assert_top_k(found, kept, 10)
+
+
+def test_each_tier_is_read_with_its_own_list_size():
+    items = catalogue(3000, 9)
+    _, plpy = search(items, 20)
+    assert plpy.settings and set(plpy.settings) <= {"40", "60", "100"}
+
+
+def test_a_stream_read_to_its_deepest_stops_the_search():
+    """max_depth bounds every stream: the result is then the best of what was read."""
+    items = catalogue(3000, 4)
+    found, plpy = search(items, 20, depth=5, max_depth=10)
+    assert 0 < len(found) and plpy.lookups <= 3 * 10
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_scores_packed_close_together(seed):
+    """Many items within a few hundredths of each other: the search must not stop while the threshold is a
+    little above the k-th score."""
+    rng = random.Random(seed)
+    items = {str(i): {"s": rng.uniform(0.40, 0.45), "f": rng.uniform(0.40, 0.45), "p": rng.uniform(0.0, 0.3), "t": 0}
+             for i in range(3000)}
+    found, _ = search(items, 20)
+    assert_top_k(found, items, 20)
