@@ -126,15 +126,15 @@ class ThresholdSearch:
     def score(self, rows: list) -> None:
         """Keeps the rows that could enter the top k, scored: a row's popularity is at most its tier's."""
         w_similarity, w_freshness, w_popularity = self.q.weights
+        best, kth, ceilings = self.best, self.kth, self.q.ceilings  # (locals: this runs for every row read)
         unknown, new = [], []
         for row in rows:
             item = row["i"]
-            if item in self.best:
+            if item in best:
                 continue
-            partial = w_similarity * row["s"] + w_freshness * row["f"]
             if row["p"] is not None:
                 new.append((item, row["s"], row["f"], row["p"]))
-            elif self.kth is None or partial + w_popularity * self.q.ceilings[row["t"]] >= self.kth:
+            elif kth is None or w_similarity * row["s"] + w_freshness * row["f"] + w_popularity * ceilings[row["t"]] >= kth:
                 unknown.append(row)
         if unknown:
             plan = prepared(self.plpy, self.plans, self.q.popularity, [self.item_type + "[]", "float8"])
@@ -142,11 +142,11 @@ class ThresholdSearch:
             new += [(row["i"], row["s"], row["f"], known.get(row["i"], 0.0)) for row in unknown]
         for item, s, f, p in new:
             total = w_similarity * s + w_freshness * f + w_popularity * p
-            if self.kth is None or total >= self.kth:
-                self.best[item] = (total, s, f, p)
-        if len(self.best) >= self.q.limit:
-            self.kth = sorted((v[0] for v in self.best.values()), reverse=True)[self.q.limit - 1]
-            self.best = {i: v for i, v in self.best.items() if v[0] >= self.kth}
+            if kth is None or total >= kth:
+                best[item] = (total, s, f, p)
+        if len(best) >= self.q.limit:
+            self.kth = sorted((v[0] for v in best.values()), reverse=True)[self.q.limit - 1]
+            self.best = {i: v for i, v in best.items() if v[0] >= self.kth}
 
     def run(self) -> list[tuple]:
         """The top k (and any tied with the k-th) as (item, score, similarity, freshness, popularity)."""
