@@ -31,6 +31,7 @@ GRANT EXECUTE ON FUNCTION
     pgfeed._profile_dirty(integer),
     pgfeed._popularity_delta(integer),
     pgfeed._profile_sql(pgfeed.feed_config, text),
+    pgfeed._profile_window_sql(pgfeed.feed_config, text),
     pgfeed._current_profile(pgfeed.feed_config, text),
     pgfeed._scale(@vector@.vector, float8),
     pgfeed._count_content(pgfeed.content_source, pgfeed.feed_config),

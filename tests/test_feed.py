@@ -114,7 +114,7 @@ def test_sql_form_from_the_readme(conn):
     post, like, feed, users = populate(conn)
     rows = conn.execute(f"SELECT * FROM pgfeed.feed(%s, {users[0]}, \"limit\" => 20)", [feed]).fetchall()
     assert len(rows) == 20 and [c.name for c in conn.execute("SELECT * FROM pgfeed.feed(%s, 1)", [feed]).description] \
-        == ["item_id", "score", "similarity", "freshness", "popularity"]
+        == ["item_id", "score", "similarity", "freshness", "popularity", "because"]
 
 
 def test_unknown_feed_names_the_feed(conn):

@@ -7,6 +7,7 @@ import threading
 
 import numpy as np
 import psycopg
+import pytest
 
 import pgfeed
 from conftest import HASHING, attach, drain, feed_id, fresh, make_tables
@@ -191,3 +192,22 @@ def test_a_users_next_read_follows_their_like_under_any_isolation(app, conn):
     counts = f"SELECT item_id, popularity FROM pgfeed.item_popularity_{feed_id(conn, feed)} WHERE popularity > 0"
     assert dict(conn.execute(counts).fetchall()) == {1: 3, 2: 3}
 
+
+
+def test_because_names_the_liked_item_most_like_each_one(app, conn):
+    """because: of the items the profile is made of (the last PROFILE_SIZE likes), the one whose embedding is
+    nearest to the returned item's, by cosine in numpy; NULL on a cold start."""
+    post, like, feed = setup_feed(conn, posts=30)
+    for post_id in (1, 2, 5, 7, 8, 11, 17):  # one statement each: the last five make the profile
+        app.execute(f"INSERT INTO {like} (user_id, post_id) VALUES (4, %s)", [post_id])
+    window = [r[0] for r in conn.execute(f"SELECT post_id FROM {like} WHERE user_id = 4 ORDER BY created_at DESC "
+                                         f"LIMIT {PROFILE_SIZE}")]
+    texts = dict(conn.execute(f"SELECT id, title || ' ' || body FROM {post}").fetchall())
+    vectors = dict(zip(texts, HashingEncoder().encode(list(texts.values())).astype(np.float64), strict=True))
+    unit = {key: v / np.linalg.norm(v) for key, v in vectors.items()}
+    items = pgfeed.feed(app, feed, 4, limit=10)
+    assert len(items) == 10
+    for item in items:
+        cosines = {w: float(unit[w] @ unit[item.item_id]) for w in window}
+        assert item.because in window and cosines[item.because] == pytest.approx(max(cosines.values()), abs=1e-6)
+    assert {item.because for item in pgfeed.feed(app, feed, 999, limit=5)} == {None}  # no likes: cold start

@@ -18,6 +18,7 @@ class FeedItem:
     similarity: float
     freshness: float
     popularity: float
+    because: Key | None = None  # the liked item most similar to this one (None on a cold start)
 
 
 def parse_key(text: str) -> Key:
@@ -49,8 +50,10 @@ def feed(
 ) -> list[FeedItem]:
     """A user's feed, best first. ``user_id=None`` gives the cold-start feed."""
     call, params = feed_call(feed, user_id, limit, exclude, exclude_seen)
-    rows = conn.execute(f"SELECT item_id, score, similarity, freshness, popularity FROM {call}", params).fetchall()
-    return [FeedItem(parse_key(row[0]), *row[1:]) for row in rows]
+    rows = conn.execute(f"SELECT item_id, score, similarity, freshness, popularity, because FROM {call}",
+                        params).fetchall()
+    return [FeedItem(parse_key(row[0]), *row[1:5], because=None if row[5] is None else parse_key(row[5]))
+            for row in rows]
 
 
 def profile(conn: psycopg.Connection, feed: str, user_id: Key) -> list[float] | None:

@@ -27,7 +27,8 @@ def feed_queryset(
     using: str | None = None,
 ) -> RawQuerySet:
     """Instances of ``model`` in the order of ``pgfeed.feed``, each with ``.score``,
-    ``.similarity``, ``.freshness`` and ``.popularity``.
+    ``.similarity``, ``.freshness``, ``.popularity`` and ``.because`` (the key, as text, of the liked item
+    most similar to it; None on a cold start).
 
     ``user`` is a model instance or a primary key; ``None`` gives the cold-start
     feed. The join casts the feed's key to the primary key's type, never the
@@ -40,8 +41,8 @@ def feed_queryset(
     call, params = feed_call(feed, getattr(user, "pk", user), limit,
                              [getattr(item, "pk", item) for item in exclude or []], exclude_seen)
     sql = (
-        f"SELECT t.*, f.score, f.similarity, f.freshness, f.popularity "
-        f"FROM {call} WITH ORDINALITY AS f(item_id, score, similarity, freshness, popularity, rank) "
+        f"SELECT t.*, f.score, f.similarity, f.freshness, f.popularity, f.because "
+        f"FROM {call} WITH ORDINALITY AS f(item_id, score, similarity, freshness, popularity, because, rank) "
         f"JOIN {quote(model._meta.db_table)} AS t ON t.{quote(model._meta.pk.column)} = f.item_id::{key_type} "
         f"ORDER BY f.rank"
     )

@@ -470,24 +470,37 @@ $$;
 COMMENT ON FUNCTION pgfeed._forget_source(integer) IS
     'removes every logged interaction of one interaction table (truncated or detached)';
 
+CREATE OR REPLACE FUNCTION pgfeed._profile_window_sql(p_feed pgfeed.feed_config, p_user text) RETURNS text
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    -- The items of one user's profile (p_user, an SQL expression of the user
+    -- key): their last profile_size interactions with an embedded item,
+    -- newest first (by time, then by order of insertion): item, embedding, weight.
+    SELECT format($q$
+        SELECT i.item_id, i.embedding, l.weight
+          FROM %1$s l JOIN %2$s i ON i.item_id = l.item_id
+         WHERE l.user_id = %3$s AND i.embedding IS NOT NULL
+         ORDER BY l.created_at DESC NULLS LAST, l.seq DESC
+         LIMIT %4$s
+        $q$, pgfeed._interaction_log(p_feed.feed_id), pgfeed._item_store(p_feed.feed_id), p_user, p_feed.profile_size)
+$$;
+COMMENT ON FUNCTION pgfeed._profile_window_sql(pgfeed.feed_config, text) IS
+    'the query that reads the items a user''s profile is made of (item, embedding, weight)';
+
 CREATE OR REPLACE FUNCTION pgfeed._profile_sql(p_feed pgfeed.feed_config, p_user text) RETURNS text
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-    -- The profile of one user (p_user, an SQL expression of the user key)
-    -- from the log: the L2-normalized, weight-signed sum of the embeddings of
-    -- the user's last profile_size items, and how many there are; no row at
-    -- all (cold start) without likes, or when likes and dislikes cancel out.
+    -- The profile of one user from the log: the L2-normalized, weight-signed
+    -- sum of the embeddings of the profile's items, and how many there are; no
+    -- row at all (cold start) without likes, or when likes and dislikes cancel out.
     SELECT format($q$
         SELECT @vector@.l2_normalize(w.total) AS embedding, w.items
           FROM (SELECT @vector@.sum(pgfeed._scale(r.embedding, r.weight)) AS total, count(*)::integer AS items
-                  FROM (SELECT i.embedding, l.weight
-                          FROM %1$s l JOIN %2$s i ON i.item_id = l.item_id
-                         WHERE l.user_id = %3$s AND i.embedding IS NOT NULL
-                         ORDER BY l.created_at DESC NULLS LAST, l.seq DESC
-                         LIMIT %4$s) AS r) AS w
+                  FROM (%s) AS r) AS w
          WHERE @vector@.vector_norm(w.total) > 1e-6
-        $q$, pgfeed._interaction_log(p_feed.feed_id), pgfeed._item_store(p_feed.feed_id), p_user, p_feed.profile_size)
+        $q$, pgfeed._profile_window_sql(p_feed, p_user))
 $$;
 COMMENT ON FUNCTION pgfeed._profile_sql(pgfeed.feed_config, text) IS
     'the query that computes one user''s profile (embedding, items) from the interaction log';

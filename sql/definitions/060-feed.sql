@@ -65,7 +65,7 @@ CREATE OR REPLACE FUNCTION pgfeed.feed(
     "limit" integer DEFAULT 20,
     exclude anycompatiblearray DEFAULT NULL::text[],
     exclude_seen boolean DEFAULT true)
-RETURNS TABLE (item_id text, score float8, similarity float8, freshness float8, popularity float8)
+RETURNS TABLE (item_id text, score float8, similarity float8, freshness float8, popularity float8, because text)
 -- SECURITY INVOKER: a role reads a feed with its own rights, those
 -- pgfeed.grant_feed gave it on the feed's tables, and through its own
 -- row-level security policies on the content table.
@@ -84,6 +84,8 @@ DECLARE
     v_user text;
     v_exclude text[] := '{}'::text[];
     v_profile @vector@.vector;
+    v_liked text[];                -- the profile's items of positive weight, and their embeddings
+    v_liked_embeddings @vector@.vector[];
     v_content pgfeed.content_source;
     v_eligible text;
     v_columns text;
@@ -121,6 +123,11 @@ BEGIN
     END IF;
     IF v_user IS NOT NULL AND v_feed.user_type IS NOT NULL THEN
         v_profile := pgfeed._current_profile(v_feed, v_user);
+        IF v_profile IS NOT NULL THEN
+            EXECUTE format('SELECT array_agg(w.item_id::text), array_agg(w.embedding) FROM (%s) AS w WHERE w.weight > 0',
+                           pgfeed._profile_window_sql(v_feed, format('$1::%s', v_feed.user_type)))
+               INTO v_liked, v_liked_embeddings USING v_user;
+        END IF;
         IF exclude_seen THEN
             v_eligible := v_eligible || format(
                 ' AND NOT EXISTS (SELECT FROM %s l WHERE l.user_id = $4 AND l.item_id = s.item_id)',
@@ -158,10 +165,14 @@ BEGIN
         $q$, v_columns, v_likes, v_store, v_eligible);
 
     PERFORM set_config('hnsw.max_scan_tuples', greatest(20000, 2 * v_feed.search_max_depth)::text, true);
+    -- because: the item of the profile (of positive weight) most similar to the returned one
     RETURN QUERY EXECUTE format($q$
-        SELECT * FROM pgfeed._top_k($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) AS t
-         ORDER BY t.score DESC, t.item_id::%s LIMIT $12
-        $q$, v_feed.item_type)
+        SELECT t.*, (SELECT w.i FROM unnest($15::text[], $16::@vector@.vector[]) AS w(i, e)
+                      ORDER BY w.e OPERATOR(@vector@.<=>) s.embedding, w.i LIMIT 1)
+          FROM pgfeed._top_k($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) AS t
+          LEFT JOIN %2$s s ON s.item_id = t.item_id::%1$s
+         ORDER BY t.score DESC, t.item_id::%1$s LIMIT $12
+        $q$, v_feed.item_type, v_store)
         USING v_streams,
               format('SELECT p.item_id::text AS i, least(1, ln(1 + p.popularity::float8) / ln($2)) AS p FROM %s p '
                      'WHERE p.item_id = ANY ($1)', v_likes),
@@ -172,13 +183,14 @@ BEGIN
               ARRAY(SELECT least(1, coalesce(ln(1 + pgfeed._tier_most_likes(t)) / ln(v_feed.popularity_saturation), 1))::float8
                       FROM generate_series(0, v_tiers - 1) AS t),
               pgfeed._tier_ef_search(v_store, v_feed.ef_search),
-              "limit", v_feed.search_depth, v_feed.search_max_depth;
+              "limit", v_feed.search_depth, v_feed.search_max_depth, v_liked, v_liked_embeddings;
 END
 $$;
 COMMENT ON FUNCTION pgfeed.feed(text, anyelement, integer, anycompatiblearray, boolean) IS
     'a user''s feed, best first: score = w_sim*similarity + w_fresh*freshness + w_pop*popularity, found with the '
     'threshold algorithm over the similarity (an HNSW index a like-count tier), time and popularity indexes; '
-    'items the user interacted with are left out unless exclude_seen is false';
+    'items the user interacted with are left out unless exclude_seen is false; because: the item the user liked '
+    '(of the profile''s) most similar to each (NULL on a cold start)';
 
 -- SECURITY INVOKER, like feed(): what it reads, the role reads with its own rights.
 CREATE OR REPLACE FUNCTION pgfeed.profile(feed text, user_id anyelement) RETURNS @vector@.vector
