@@ -71,5 +71,6 @@ def test_feed_queryset_is_the_feed_as_model_instances(models, conn):
     for article, item in zip(result, expected, strict=True):  # two transactions: freshness moved on a little
         assert (article.similarity, article.popularity) == pytest.approx((item.similarity, item.popularity))
         assert (article.score, article.freshness) == pytest.approx((item.score, item.freshness), abs=1e-3)
+        assert int(article.because) == item.because and item.because in (articles[0].pk, articles[3].pk)
     assert result[0].body == "garden soil"  # the user liked garden notes
     assert len(list(feed_queryset(Article, feed, None))) == 12  # cold start, nothing seen
