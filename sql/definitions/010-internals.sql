@@ -400,14 +400,22 @@ $$;
 COMMENT ON FUNCTION pgfeed._require_row_types(boolean, regclass, text) IS
     'fails when a trigger''s rows have other types than the feed''s columns were attached with';
 
+CREATE OR REPLACE FUNCTION pgfeed._typed_sql(p_watched jsonb) RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT string_agg(format('pg_typeof(t.%I) = %L::regtype', c->>'name', c->>'type'), ' AND ')
+      FROM jsonb_array_elements(p_watched) AS w(c)
+$$;
+COMMENT ON FUNCTION pgfeed._typed_sql(jsonb) IS
+    'the condition that a row t has, in each of a feed''s columns, the type the column was attached with';
+
 CREATE OR REPLACE FUNCTION pgfeed._row_types_sql(p_watched jsonb, p_from text) RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
     -- (no row: NULL, nothing to object to)
-    SELECT format('SELECT bool_and(%s) FROM %s AS t', string_agg(format('pg_typeof(t.%I) = %L::regtype', c->>'name', c->>'type'), ' AND '),
-                  p_from)
-      FROM jsonb_array_elements(p_watched) AS w(c)
+    SELECT format('SELECT bool_and(%s) FROM %s AS t', pgfeed._typed_sql(p_watched), p_from)
 $$;
 COMMENT ON FUNCTION pgfeed._row_types_sql(jsonb, text) IS
     'the query that tells whether rows (a trigger''s transition table) have the types a feed''s columns were attached with';

@@ -31,8 +31,7 @@ AS $$
           FROM (SELECT bool_and(%1$s) AS typed, array_agg(t.%2$I) AS users, array_agg(t.%3$I) AS items, %4$s AS created
                   FROM %5$s AS t) AS r
         $q$,
-        string_agg(format('pg_typeof(t.%I) = %L::regtype', c->>'name', c->>'type'), ' AND '),
-        p_source.user_column, p_source.item_column,
+        pgfeed._typed_sql(p_source.watched), p_source.user_column, p_source.item_column,
         CASE WHEN p_source.created_at_column IS NULL THEN 'NULL::timestamptz[]'
              ELSE format('array_agg(t.%I)', p_source.created_at_column) END, p_from,
         CASE WHEN max(c->>'type') FILTER (WHERE c->>'name' = p_source.created_at_column) = 'timestamp with time zone'
@@ -160,22 +159,21 @@ DECLARE
     v_typed boolean;
     v_users text[]; v_items text[]; v_created timestamptz[];
     v_changed text[];
-    v_feed text;
+    v_feed pgfeed.feed_config;
 BEGIN
     -- only columns of the built-in types the table was attached with are read
-    v_feed := (SELECT name FROM pgfeed.feed_config WHERE feed_id = p_source.feed_id);
+    SELECT * INTO STRICT v_feed FROM pgfeed.feed_config WHERE feed_id = p_source.feed_id;
     BEGIN
-        PERFORM pgfeed._lock_source(p_source.source, v_feed);
-        PERFORM pgfeed._require_source(p_source.source, p_source.source_name, p_source.watched, v_feed);
+        PERFORM pgfeed._lock_source(p_source.source, v_feed.name);
+        PERFORM pgfeed._require_source(p_source.source, p_source.source_name, p_source.watched, v_feed.name);
         EXECUTE pgfeed._interaction_rows_sql(p_source, p_source.source::text) INTO v_typed, v_users, v_items, v_created;
-        PERFORM pgfeed._require_row_types(v_typed, p_source.source, v_feed);
+        PERFORM pgfeed._require_row_types(v_typed, p_source.source, v_feed.name);
         RAISE SQLSTATE 'PF001';  -- read: the lock goes (pgfeed._lock_source)
     EXCEPTION WHEN SQLSTATE 'PF001' THEN
         NULL;
     END;
     -- (the profiles at once, not marked one by one: a load may bring thousands of users)
-    EXECUTE pgfeed._interaction_write_sql((SELECT c FROM pgfeed.feed_config c WHERE c.feed_id = p_source.feed_id),
-                                          '$1', '$2', NULL, ARRAY['$3', '$4', '$5'], false)
+    EXECUTE pgfeed._interaction_write_sql(v_feed, '$1', '$2', NULL, ARRAY['$3', '$4', '$5'], false)
        INTO v_changed USING p_source.source_id, p_source.weight, v_users, v_items, v_created;
     PERFORM pgfeed._refresh_profiles(p_source.feed_id, v_changed);
     RETURN coalesce(cardinality(v_users), 0);
