@@ -203,6 +203,8 @@ def test_ungranted_roles_read_nothing(conn, make_role):
     with psycopg.connect(role_dsn, autocommit=True) as stranger:
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match=f'permission denied for feed "{feed}"'):
             stranger.execute("SELECT * FROM pgfeed.feed(%s, 1)", [feed])
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match=f'permission denied for feed "{feed}"'):
+            stranger.execute("SELECT pgfeed.profile(%s, 1)", [feed])
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match=f'model "{HASHING}" is not used by any feed'):
             stranger.execute("SELECT pgfeed.embed('x', %s)", [HASHING])
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
