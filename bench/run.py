@@ -29,6 +29,7 @@ import click
 import numpy as np
 import psycopg
 from pgvector.psycopg import register_vector
+from psycopg.types.json import Jsonb
 
 import pgfeed
 
@@ -60,11 +61,12 @@ def fresh_feed(conn, name: str, model: str, mode: str = "sync") -> str:
             PERFORM pgfeed.drop_feed('{name}'); END IF; END $$;
         DROP TABLE IF EXISTS bench.{name}_like, bench.{name}_plain, bench.{name};
         CREATE TABLE bench.{name} (id bigserial PRIMARY KEY, body text NOT NULL,
-                                   created_at timestamptz NOT NULL DEFAULT now());
+                                   created_at timestamptz NOT NULL DEFAULT now(), category integer);
         CREATE TABLE bench.{name}_like (user_id bigint NOT NULL, item_id bigint NOT NULL,
                                         created_at timestamptz NOT NULL DEFAULT clock_timestamp())""")
     conn.execute("SELECT pgfeed.create_feed(%s, model => %s, mode => %s)", [name, model, mode])
-    conn.execute(f"SELECT pgfeed.attach_content(%s, 'bench.{name}', 'id', 'body', 'created_at')", [name])
+    conn.execute(f"SELECT pgfeed.attach_content(%s, 'bench.{name}', 'id', 'body', 'created_at', "
+                 "filter_columns => ARRAY['category'])", [name])
     conn.execute(f"SELECT pgfeed.attach_interactions(%s, 'bench.{name}_like', 'user_id', 'item_id', "
                  "created_at_column => 'created_at')", [name])
     return name
@@ -170,13 +172,14 @@ def ages_and_likes(rng, n: int) -> tuple[np.ndarray, np.ndarray]:
     return rng.exponential(30 * 24 * 3600, n), np.minimum(rng.zipf(1.6, n) - 1, 100_000)
 
 
-def like_two_groups(conn, fid: int, groups: np.ndarray, rng, users: int = 40) -> list[int]:
-    """Each user likes 20 items of two groups (clusters, topics); the log is written directly, profiles by pgfeed."""
+def like_groups(conn, fid: int, groups: np.ndarray, rng, users: int = 40) -> list[int]:
+    """Each user likes 20 items of two or three groups (clusters, topics): interests far apart, which a
+    search from one profile vector finds last; the log is written directly, profiles by pgfeed."""
     user_ids = list(range(1, users + 1))
     rows = []
     for user in user_ids:
-        mine = rng.choice(np.flatnonzero(np.isin(groups, rng.choice(np.unique(groups), 2, replace=False))), 20,
-                          replace=False)
+        mine = rng.choice(np.flatnonzero(np.isin(groups, rng.choice(np.unique(groups), rng.integers(2, 4),
+                                                                     replace=False))), 20, replace=False)
         rows += [(user, int(i) + 1) for i in mine]
     source = conn.execute("SELECT source_id FROM pgfeed.interaction_source WHERE feed_id = %s", [fid]).fetchone()[0]
     with conn.cursor() as cur, cur.copy(f"COPY pgfeed.interaction_log_{fid} (source_id, user_id, item_id, weight) "
@@ -216,12 +219,15 @@ def load_synthetic(conn, n: int, dim: int = 384, latent: int = 64, seed: int = 1
             vectors = (centroids[cluster[start:stop]]
                        + 0.8 * rng.standard_normal((stop - start, latent)).astype(np.float32)) @ basis.T
             vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-            with cur.copy(f"COPY {store} (item_id, embedding, text_hash, created_at, model) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types(["int8", "vector", "text", "timestamptz", "text"])
+            with cur.copy(f"COPY {store} (item_id, embedding, text_hash, created_at, model, attributes) "
+                          "FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(["int8", "vector", "text", "timestamptz", "text", "jsonb"])
                 now = datetime.now(timezone.utc)
                 for i in range(start, stop):
+                    # a category a hundred items: a filter on one matches 1% of them
                     copy.write_row([i + 1, vectors[i - start], "synthetic",
-                                    datetime.fromtimestamp(now.timestamp() - ages[i], timezone.utc), "synthetic/384"])
+                                    datetime.fromtimestamp(now.timestamp() - ages[i], timezone.utc), "synthetic/384",
+                                    Jsonb({"category": i % 100})])
             with cur.copy(f"COPY {popularity} (item_id, popularity) FROM STDIN") as copy:
                 for i in range(start, stop):
                     copy.write_row([i + 1, int(likes[i])])
@@ -231,7 +237,7 @@ def load_synthetic(conn, n: int, dim: int = 384, latent: int = 64, seed: int = 1
     started = time.perf_counter()
     conn.execute("SELECT pgfeed._create_similarity_indexes(%s)", [store])
     build = time.perf_counter() - started
-    users = like_two_groups(conn, fid, cluster, rng)
+    users = like_groups(conn, fid, cluster, rng)
     return name, users, {"hnsw_build_s": build, "hnsw_size_mb": hnsw_size_mb(conn, store)}
 
 
@@ -251,7 +257,7 @@ def load_real(conn, n: int, seed: int = 1) -> tuple[str, list[int], dict]:
     conn.execute(f"UPDATE pgfeed.item_popularity_{fid} p SET popularity = u.likes "
                  "FROM unnest(%s::bigint[]) WITH ORDINALITY AS u(likes, id) WHERE p.item_id = u.id", [likes.tolist()])
     conn.execute(f"VACUUM ANALYZE pgfeed.item_store_{fid}, pgfeed.item_popularity_{fid}")
-    users = like_two_groups(conn, fid, topic, rng)
+    users = like_groups(conn, fid, topic, rng)
     return name, users, {"hnsw_size_mb": hnsw_size_mb(conn, f"pgfeed.item_store_{fid}")}
 
 
@@ -276,15 +282,27 @@ def bench_feed(dsn: str, n: int, results: dict, real: bool = False) -> None:
         fid = feed_id(conn, name)
         profiles = dict(conn.execute(f"SELECT user_id, embedding::text FROM pgfeed.profile_{fid}").fetchall())
         # feed() timed in a pass of its own, after a pass that warms the caches: each full scan of the exact
-        # ranking would evict what the next call reads (a feed server runs no full scans). Then, for recall,
-        # each user's feed again and at once the exact ranking (freshness moves with the clock), timed.
-        fast, exact, recall = [], [], []
+        # ranking would evict what the next call reads (a feed server runs no full scans). Each user's first
+        # page, then its second (after the first's last cursor), then a first page under a filter matching 1%
+        # of the items (synthetic stores only). Then, for recall, each user's feed again and at once the exact
+        # ranking (freshness moves with the clock), timed.
+        fast, second, filtered, exact, recall = [], [], [], [], []
         for timed in (False, True):
             for user in users:
                 started = time.perf_counter()
-                conn.execute("SELECT item_id FROM pgfeed.feed(%s, %s, 20)", [name, user]).fetchall()
+                page = conn.execute("SELECT item_id, cursor FROM pgfeed.feed(%s, %s, 20)", [name, user]).fetchall()
+                first_done = time.perf_counter()
+                conn.execute("SELECT item_id FROM pgfeed.feed(%s, %s, 20, after => %s)",
+                             [name, user, page[-1][1]]).fetchall()
+                second_done = time.perf_counter()
+                if not real:
+                    rows = conn.execute("SELECT item_id FROM pgfeed.feed(%s, %s, 20, filter => %s)",
+                                        [name, user, Jsonb({"category": user % 100})]).fetchall()
+                    assert len(rows) == 20, "a 1% filter shortened the page"
                 if timed:
-                    fast.append(time.perf_counter() - started)
+                    fast.append(first_done - started)
+                    second.append(second_done - first_done)
+                    filtered.append(time.perf_counter() - second_done)
         for user in users:
             got = [int(r[0]) for r in conn.execute("SELECT item_id FROM pgfeed.feed(%s, %s, 20)", [name, user])]
             with conn.transaction():
@@ -299,6 +317,13 @@ def bench_feed(dsn: str, n: int, results: dict, real: bool = False) -> None:
     results[f"{key}.rss_mb_feed_only_backend"] = rss
     results[f"{key}.p50_ms"] = statistics.median(fast) * 1e3
     results[f"{key}.p95_ms"] = percentile(fast, 95) * 1e3
+    results[f"{key}.p99_ms"] = percentile(fast, 99) * 1e3
+    results[f"{key}.p99_over_p50"] = percentile(fast, 99) / statistics.median(fast)
+    results[f"{key}.page2_p50_ms"] = statistics.median(second) * 1e3
+    results[f"{key}.page2_over_page1_p50"] = statistics.median(second) / statistics.median(fast)
+    if not real:
+        results[f"{key}.filter_1pct_p50_ms"] = statistics.median(filtered) * 1e3
+        results[f"{key}.filter_1pct_min_ms"] = min(filtered) * 1e3
     results[f"{key}.exact_p50_ms"] = statistics.median(exact) * 1e3
     results[f"{key}.exact_over_indexed_p50"] = statistics.median(exact) / statistics.median(fast)
     results[f"{key}.recall_at_20"] = float(np.mean(recall))

@@ -114,7 +114,7 @@ def test_sql_form_from_the_readme(conn):
     post, like, feed, users = populate(conn)
     rows = conn.execute(f"SELECT * FROM pgfeed.feed(%s, {users[0]}, \"limit\" => 20)", [feed]).fetchall()
     assert len(rows) == 20 and [c.name for c in conn.execute("SELECT * FROM pgfeed.feed(%s, 1)", [feed]).description] \
-        == ["item_id", "score", "similarity", "freshness", "popularity", "because"]
+        == ["item_id", "score", "similarity", "freshness", "popularity", "because", "cursor"]
 
 
 def test_unknown_feed_names_the_feed(conn):
@@ -149,9 +149,10 @@ def test_ordinary_role_reads_feeds_and_writes_its_tables_only(app, conn, dsn):
 
 
 def populate_large(conn, items=600):
-    """More items than the index streams first read, popularity spread by a seeded random like table."""
+    """More items than the index streams first read, popularity spread by a seeded random like table; read
+    through the index streams (exact_max_items 0), not ranked whole."""
     post, like = make_tables(conn)
-    feed = attach(conn, post, like, profile_size=10, **WEIGHTS)
+    feed = attach(conn, post, like, profile_size=10, exact_max_items=0, **WEIGHTS)
     conn.execute(f"""INSERT INTO {post} (title, body, created_at)
                      SELECT 'post ' || g, (%s::text[])[g %% 5 + 1] || ' ' || (g %% 13) || ' ' || (g %% 29),
                             now() - (g * 7 %% 601) * interval '11 minutes'

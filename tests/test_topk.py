@@ -52,71 +52,93 @@ class FakePlpy:
         return Plan(self, query)
 
     def execute(self, plan, args):
-        self.settings.append(args[0])  # set_config('hnsw.ef_search', ...)
+        if args:
+            self.settings.append(args[0])  # set_config('hnsw.ef_search', ...)
         return []
 
     def debug(self, message):
         pass
 
 
-def catalogue(n, seed, clusters=False):
-    """Items with a similarity, freshness and popularity; tiers by popularity."""
+def catalogue(n, seed, clusters=False, groups=None):
+    """Items with a similarity, freshness and popularity; tiers by popularity; a group (an author) each."""
     rng = random.Random(seed)
     items = {}
     for i in range(n):
         s = rng.choice([rng.uniform(0.7, 0.9), rng.uniform(-0.2, 0.3)]) if clusters else rng.uniform(-0.3, 1.0)
         p = min(1.0, rng.expovariate(6))
         items[str(i)] = {"s": s, "f": rng.random() ** 4, "p": p,
-                         "t": next(t for t, ceiling in enumerate(CEILINGS) if p <= ceiling)}
+                         "t": next(t for t, ceiling in enumerate(CEILINGS) if p <= ceiling),
+                         "g": None if groups is None else f"author {rng.randrange(groups)}"}
     return items
 
 
-def streams_of(items, profile=True, newest=True):
+def streams_of(items, profile=True, newest=True, exact=False, weights=WEIGHTS):
     """The streams pgfeed.feed() reads, sorted as their indexes are (ties by key)."""
-    rows = [{"i": i, "s": v["s"] if profile else 0.0, "f": v["f"], "t": v["t"], "p": None} for i, v in items.items()]
-    streams = {f"tier {t}": sorted((r for r in rows if r["t"] == t), key=lambda r: (-r["s"], r["i"]))
+    rows = [{"i": i, "s": v["s"] if profile else 0.0, "f": v["f"], "t": v["t"], "p": None, "g": v.get("g")}
+            for i, v in items.items()]
+    streams = {f"tier {t}": sorted((r for r in rows if r["t"] == t), key=lambda r: (-r["s"], int(r["i"])))
                for t in range(len(CEILINGS))}
-    streams["newest"] = sorted(rows, key=lambda r: (-r["f"], r["i"]))
+    streams["newest"] = sorted(rows, key=lambda r: (-r["f"], int(r["i"])))
     streams[POPULARITY + " stream"] = sorted(({**r, "p": items[r["i"]]["p"]} for r in rows),
-                                             key=lambda r: (-r["p"], r["i"]))
+                                             key=lambda r: (-r["p"], int(r["i"])))
+    ws, wf, wp = weights
+    streams["exact"] = sorted(({**r, "p": items[r["i"]]["p"]} for r in rows),
+                              key=lambda r: (-(ws * r["s"] + wf * r["f"] + wp * r["p"]), int(r["i"])))
+    if exact:
+        return streams, [None] * (len(CEILINGS) + 2) + ["exact"]
     names = [f"tier {t}" if profile else None for t in range(len(CEILINGS))] + \
-            ["newest" if newest else None, POPULARITY + " stream"]
+            ["newest" if newest else None, POPULARITY + " stream", None]
     return streams, names
 
 
-def search(items, limit, profile=True, newest=True, depth=20, max_depth=20000, weights=WEIGHTS):
-    streams, names = streams_of(items, profile, newest)
+def search(items, limit, profile=True, newest=True, depth=20, max_depth=20000, weights=WEIGHTS, after=None,
+           max_per_group=None, exact=False):
+    streams, names = streams_of(items, profile, newest, exact, weights)
     plpy = FakePlpy(streams, {i: v["p"] for i, v in items.items()})
     query = Query(names, POPULARITY, ["bigint", "bigint"], "public.vector", [1.0], 3600.0, 1000.0, "1", [],
-                  weights, CEILINGS, [40, 60, 100], limit, depth, max_depth)
+                  1.7e9, None, weights, CEILINGS, [40, 60, 100], limit, depth, max_depth, after, max_per_group)
     ticks = itertools.count()
     found = ThresholdSearch(plpy, {}, query, clock=lambda: next(ticks) / 1000).run()
     return found, plpy
 
 
-def reference(items, limit, profile=True, weights=WEIGHTS):
+def ranking(items, profile=True, weights=WEIGHTS):
+    """Every item, best first: (score, key), ties by key in number order (bigint keys)."""
     ws, wf, wp = weights
-    scored = sorted(((ws * (v["s"] if profile else 0.0) + wf * v["f"] + wp * v["p"], i) for i, v in items.items()),
-                    reverse=True)
-    return scored[:limit]
+    scored = [(ws * (v["s"] if profile else 0.0) + wf * v["f"] + wp * v["p"], i) for i, v in items.items()]
+    return sorted(scored, key=lambda r: (-r[0], int(r[1])))
+
+
+def reference(items, limit, profile=True, weights=WEIGHTS):
+    return ranking(items, profile, weights)[:limit]
+
+
+def greedy(items, limit, cap, after=None, weights=WEIGHTS):
+    """The page as the issue defines it: down the exact ranking after the cursor, skipping full groups."""
+    ranked = ranking(items, weights=weights)
+    if after is not None:
+        ranked = ranked[ranked.index(after) + 1:]
+    page, groups = [], {}
+    for _score, i in ranked:
+        g = items[i]["g"]
+        if g is not None and groups.get(g, 0) >= cap:
+            continue
+        groups[g] = groups.get(g, 0) + 1
+        page.append(i)
+        if len(page) == limit:
+            break
+    return page
 
 
 def assert_top_k(found, items, limit, profile=True, weights=WEIGHTS):
-    """The k best by score (any of those tied with the k-th), each with its exact components."""
-    expected = reference(items, limit, profile, weights)
+    """Exactly the k best, best first (ties by key), each with its exact components."""
     ws, wf, wp = weights
     for item, score, s, f, p in found:
         v = items[item]
-        assert (s, f, p) == pytest.approx(((v["s"] if profile else 0.0), v["f"], v["p"]))
-        assert score == pytest.approx(ws * s + wf * f + wp * p)
-    if not expected:
-        assert found == []
-        return
-    kth = expected[-1][0]
-    got = {item for item, *_ in found}
-    assert {i for score, i in expected if score > kth + 1e-12} <= got
-    assert all(score >= kth - 1e-12 for _, score, *_ in found)
-    assert len(found) >= len(expected)
+        assert (s, f, p) == ((v["s"] if profile else 0.0), v["f"], v["p"])
+        assert score == ws * s + wf * f + wp * p
+    assert [(score, item) for item, score, *_ in found] == reference(items, limit, profile, weights)
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -148,18 +170,17 @@ def test_without_freshness_and_popularity_weights():
     assert_top_k(found, items, 10, weights=(1.0, 0.0, 0.0))
 
 
-def test_items_tied_at_the_cut_fill_the_page():
-    """Every item ties with the k-th: at least k come back, all with that score (which of them is up to the
-    order the streams read them in; the caller orders by score, then key)."""
-    items = {str(i): {"s": 0.5, "f": 0.5, "p": 0.2, "t": 0} for i in range(30)}
+def test_items_tied_at_the_cut_fill_the_page_in_key_order():
+    """Every item ties: the page is the k smallest keys, whatever order the streams read them in."""
+    items = {str(i): {"s": 0.5, "f": 0.5, "p": 0.2, "t": 0} for i in reversed(range(30))}
     found, _ = search(items, 5)
-    assert len(found) >= 5 and len({round(score, 12) for _, score, *_ in found}) == 1
+    assert [item for item, *_ in found] == ["0", "1", "2", "3", "4"]
 
 
 def test_fewer_items_than_the_limit():
     items = catalogue(7, 2)
     found, _ = search(items, 20)
-    assert sorted(item for item, *_ in found) == sorted(items)
+    assert_top_k(found, items, 20)
 
 
 def test_nothing_eligible():
@@ -199,3 +220,53 @@ def test_scores_packed_close_together(seed):
              for i in range(3000)}
     found, _ = search(items, 20)
     assert_top_k(found, items, 20)
+
+
+def pages(items, limit, count, **options):
+    """count pages, each after the last row of the one before (its score and key: what a cursor holds)."""
+    found, after = [], None
+    for _ in range(count):
+        page, _ = search(items, limit, after=after, **options)
+        found += page
+        if page:
+            after = (page[-1][1], page[-1][0])
+    return found
+
+
+@pytest.mark.parametrize("exact", [False, True])
+@pytest.mark.parametrize("seed", range(4))
+def test_pages_after_a_cursor_are_one_longer_ranking(seed, exact):
+    items = catalogue(3000, seed, clusters=seed % 2 == 1)
+    assert_top_k(pages(items, 20, 3, exact=exact), items, 60)
+
+
+def test_pages_of_tied_items_go_on_in_key_order():
+    items = {str(i): {"s": 0.5, "f": 0.5, "p": 0.2, "t": 0} for i in reversed(range(30))}
+    assert [item for item, *_ in pages(items, 4, 3)] == [str(i) for i in range(12)]
+
+
+@pytest.mark.parametrize("exact", [False, True])
+@pytest.mark.parametrize("seed", range(4))
+def test_the_cap_a_group_is_the_greedy_walk_down_the_ranking(seed, exact):
+    items = catalogue(3000, seed, groups=6)
+    found, _ = search(items, 20, max_per_group=2, exact=exact)
+    assert [item for item, *_ in found] == greedy(items, 20, 2)
+    assert max(list(map(lambda r: items[r[0]]["g"], found)).count(g) for g in {items[r[0]]["g"] for r in found}) == 2
+    # the next page: the walk goes on after the last row, its groups counted afresh
+    second, _ = search(items, 20, max_per_group=2, exact=exact, after=(found[-1][1], found[-1][0]))
+    assert [item for item, *_ in second] == greedy(items, 20, 2, after=(found[-1][1], found[-1][0]))
+
+
+def test_items_without_a_group_are_not_capped():
+    items = catalogue(500, 8, groups=3)
+    for v in list(items.values())[::2]:
+        v["g"] = None
+    found, _ = search(items, 30, max_per_group=1)
+    assert [item for item, *_ in found] == greedy(items, 30, 1)
+
+
+def test_the_exact_stream_alone_is_read_and_only_as_far_as_the_page():
+    items = catalogue(3000, 6)
+    found, plpy = search(items, 20, exact=True)
+    assert_top_k(found, items, 20)
+    assert plpy.opened == ["exact"] and plpy.lookups == 0

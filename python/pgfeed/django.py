@@ -25,10 +25,13 @@ def feed_queryset(
     exclude: Iterable[Any] | None = None,
     exclude_seen: bool = True,
     using: str | None = None,
+    after: str | None = None,
+    filter: dict | None = None,
 ) -> RawQuerySet:
     """Instances of ``model`` in the order of ``pgfeed.feed``, each with ``.score``,
-    ``.similarity``, ``.freshness``, ``.popularity`` and ``.because`` (the key, as text, of the liked item
-    most similar to it; None on a cold start).
+    ``.similarity``, ``.freshness``, ``.popularity``, ``.because`` (the key, as text, of the liked item
+    most similar to it; None on a cold start) and ``.cursor`` (pass the last one's as ``after`` for the next
+    page). ``filter`` ({"column": value or [values]}) keeps the items whose filter columns match.
 
     ``user`` is a model instance or a primary key; ``None`` gives the cold-start
     feed. The join casts the feed's key to the primary key's type, never the
@@ -39,10 +42,10 @@ def feed_queryset(
     key_type = "uuid" if isinstance(model._meta.pk, UUIDField) else "bigint"
 
     call, params = feed_call(feed, getattr(user, "pk", user), limit,
-                             [getattr(item, "pk", item) for item in exclude or []], exclude_seen)
+                             [getattr(item, "pk", item) for item in exclude or []], exclude_seen, after, filter)
     sql = (
-        f"SELECT t.*, f.score, f.similarity, f.freshness, f.popularity, f.because "
-        f"FROM {call} WITH ORDINALITY AS f(item_id, score, similarity, freshness, popularity, because, rank) "
+        f"SELECT t.*, f.score, f.similarity, f.freshness, f.popularity, f.because, f.cursor "
+        f"FROM {call} WITH ORDINALITY AS f(item_id, score, similarity, freshness, popularity, because, cursor, rank) "
         f"JOIN {quote(model._meta.db_table)} AS t ON t.{quote(model._meta.pk.column)} = f.item_id::{key_type} "
         f"ORDER BY f.rank"
     )

@@ -118,9 +118,19 @@ COMMENT ON FUNCTION pgfeed._content_trigger_prefix(integer) IS 'name prefix of t
 -- pgfeed._require_built_in_columns, checked again before each read by
 -- pgfeed._source_problem): so pgfeed evaluates them with its own rights, and
 -- nothing of the table owner's or the writer's runs.
+CREATE OR REPLACE FUNCTION pgfeed._attributes_sql(p_source pgfeed.content_source) RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT coalesce('jsonb_build_object(' || string_agg(format('%L, r.%I', c, c), ', ' ORDER BY c) || ')', 'NULL::jsonb')
+      FROM (SELECT DISTINCT c FROM unnest(p_source.filter_columns || p_source.group_column) AS c WHERE c IS NOT NULL) AS u
+$$;
+COMMENT ON FUNCTION pgfeed._attributes_sql(pgfeed.content_source) IS
+    'the expression of a content row r''s filter and group columns as the item store keeps them: {"column": value}';
+
 CREATE OR REPLACE FUNCTION pgfeed._evaluate_rows(p_source pgfeed.content_source, p_rows anyarray,
                                                  OUT ids text[], OUT texts text[], OUT created timestamptz[],
-                                                 OUT eligible boolean[], OUT errors text[])
+                                                 OUT eligible boolean[], OUT errors text[], OUT attributes jsonb[])
 LANGUAGE plpgsql STABLE
 -- the search_path (and the reading of string literals) the expressions were checked with; every pgfeed name here
 -- is qualified
@@ -128,37 +138,38 @@ SET search_path = pg_catalog, pg_temp
 SET standard_conforming_strings = on
 AS $$
 DECLARE
-    v_columns text := format('r.%I::text AS i, (%s)::text AS t, r.%I::timestamptz AS c, coalesce((%s)::boolean, false) AS e',
+    v_columns text := format('r.%I::text AS i, (%s)::text AS t, r.%I::timestamptz AS c, coalesce((%s)::boolean, false) AS e, '
+                             '%s AS a',
                              p_source.id_column, p_source.text_expression, p_source.created_at_column,
-                             coalesce(p_source.condition, 'true'));
-    v_id text; v_text text; v_created timestamptz; v_eligible boolean; v_error text;
+                             coalesce(p_source.condition, 'true'), pgfeed._attributes_sql(p_source));
+    v_id text; v_text text; v_created timestamptz; v_eligible boolean; v_error text; v_attributes jsonb;
 BEGIN
     BEGIN
-        EXECUTE format('SELECT array_agg(i), array_agg(t), array_agg(c), array_agg(e), array_agg(NULL::text) '
+        EXECUTE format('SELECT array_agg(i), array_agg(t), array_agg(c), array_agg(e), array_agg(NULL::text), array_agg(a) '
                        'FROM (SELECT %s FROM unnest($1) AS r) AS x', v_columns)
-           INTO ids, texts, created, eligible, errors USING p_rows;
+           INTO ids, texts, created, eligible, errors, attributes USING p_rows;
     EXCEPTION WHEN OTHERS THEN
         -- a row the expressions fail on is kept with the error; the others go on, each alone
-        ids := '{}'; texts := '{}'; created := '{}'; eligible := '{}'; errors := '{}';
+        ids := '{}'; texts := '{}'; created := '{}'; eligible := '{}'; errors := '{}'; attributes := '{}';
         FOR i IN 1 .. coalesce(cardinality(p_rows), 0) LOOP
             BEGIN
                 EXECUTE format('SELECT %s, NULL::text AS err FROM unnest($1) AS r', v_columns)
-                   INTO v_id, v_text, v_created, v_eligible, v_error USING p_rows[i:i];
+                   INTO v_id, v_text, v_created, v_eligible, v_attributes, v_error USING p_rows[i:i];
             EXCEPTION WHEN OTHERS THEN
-                EXECUTE format('SELECT r.%I::text AS i, NULL::text AS t, NULL::timestamptz AS c, true AS e, $2 AS err '
-                               'FROM unnest($1) AS r',
+                EXECUTE format('SELECT r.%I::text AS i, NULL::text AS t, NULL::timestamptz AS c, true AS e, '
+                               'NULL::jsonb AS a, $2 AS err FROM unnest($1) AS r',
                                p_source.id_column)
-                   INTO v_id, v_text, v_created, v_eligible, v_error USING p_rows[i:i], SQLERRM;
+                   INTO v_id, v_text, v_created, v_eligible, v_attributes, v_error USING p_rows[i:i], SQLERRM;
             END;
             ids := ids || v_id; texts := texts || v_text; created := created || v_created;
-            eligible := eligible || v_eligible; errors := errors || v_error;
+            eligible := eligible || v_eligible; errors := errors || v_error; attributes := attributes || v_attributes;
         END LOOP;
     END;
 END
 $$;
 COMMENT ON FUNCTION pgfeed._evaluate_rows(pgfeed.content_source, anyarray) IS
-    'keys, texts, times and eligibility of content rows (given as an array of the table''s rows), and the errors of '
-    'rows the text expression or condition failed on';
+    'keys, texts, times and eligibility of content rows (given as an array of the table''s rows), the errors of '
+    'rows the text expression or condition failed on, and their filter and group columns (attributes)';
 
 CREATE OR REPLACE FUNCTION pgfeed._lock_source(p_source regclass, p_feed text) RETURNS void
 LANGUAGE plpgsql VOLATILE
@@ -209,7 +220,8 @@ COMMENT ON FUNCTION pgfeed._lock_source(regclass, text) IS
 CREATE OR REPLACE FUNCTION pgfeed._read_content(p_source pgfeed.content_source, p_item_type regtype, p_ids text[],
                                                 p_after text DEFAULT NULL, p_limit integer DEFAULT NULL,
                                                 OUT ids text[], OUT texts text[], OUT created timestamptz[],
-                                                OUT eligible boolean[], OUT errors text[], OUT last_key text)
+                                                OUT eligible boolean[], OUT errors text[], OUT attributes jsonb[],
+                                                OUT last_key text)
 LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
 SET constraint_exclusion = off  -- planning would fold the CHECK constraints of partitions
@@ -225,12 +237,12 @@ BEGIN
         IF p_ids IS NOT NULL THEN
             EXECUTE format('SELECT r.* FROM pgfeed._evaluate_rows($2, ARRAY(SELECT t FROM %s t WHERE t.%I = ANY ($1::%s[]))) AS r',
                            p_source.source, p_source.id_column, p_item_type)
-               INTO ids, texts, created, eligible, errors USING p_ids, p_source;
+               INTO ids, texts, created, eligible, errors, attributes USING p_ids, p_source;
         ELSE
             EXECUTE format('SELECT r.* FROM pgfeed._evaluate_rows($2, ARRAY(SELECT t FROM %1$s t WHERE $1 IS NULL OR t.%2$I > $1::%3$s '
                            'ORDER BY t.%2$I LIMIT %4$s)) AS r',
                            p_source.source, p_source.id_column, p_item_type, p_limit)
-               INTO ids, texts, created, eligible, errors USING p_after, p_source;
+               INTO ids, texts, created, eligible, errors, attributes USING p_after, p_source;
             last_key := ids[cardinality(ids)];  -- the rows keep their order
         END IF;
         RAISE SQLSTATE 'PF001';  -- read: the lock goes (pgfeed._lock_source)
@@ -350,9 +362,11 @@ BEGIN
             model       text,
             error       text,
             embedded_at timestamptz,
-            tier        smallint NOT NULL DEFAULT 0  -- pgfeed._popularity_tier of its like count
+            tier        smallint NOT NULL DEFAULT 0,  -- pgfeed._popularity_tier of its like count
+            attributes  jsonb  -- the row's filter and group columns: {"column": value}
         );
         CREATE INDEX ON %1$s (created_at);
+        CREATE INDEX ON %1$s USING gin (attributes jsonb_path_ops) WHERE attributes IS NOT NULL;
         COMMENT ON TABLE %1$s IS %4$L;
         $ddl$, p_table, p_item_type, p_dimensions, p_comment);
     PERFORM pgfeed._create_similarity_indexes(p_table);
@@ -360,7 +374,7 @@ END
 $$;
 COMMENT ON FUNCTION pgfeed._create_item_store(text, regtype, integer, text) IS
     'creates an item store: one row an item, its vector (an HNSW index a like-count tier), text hash, time, '
-    'model label, error and tier';
+    'model label, error, tier and attributes (filter and group columns, GIN-indexed)';
 
 CREATE OR REPLACE FUNCTION pgfeed._tier_trigger() RETURNS trigger
 LANGUAGE plpgsql VOLATILE
@@ -451,7 +465,9 @@ CREATE OR REPLACE FUNCTION pgfeed.attach_content(
     text text,
     created_at_column name,
     condition text DEFAULT NULL,
-    backfill boolean DEFAULT true)
+    backfill boolean DEFAULT true,
+    filter_columns name[] DEFAULT NULL,
+    group_column name DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
@@ -461,6 +477,7 @@ DECLARE
     v_item_kind regtype;
     v_store text := pgfeed._item_store(v_feed.feed_id);
     v_columns smallint[];
+    v_column name;
 BEGIN
     IF EXISTS (SELECT 1 FROM pgfeed.content_source s WHERE s.feed_id = v_feed.feed_id) THEN
         RAISE EXCEPTION 'feed "%" already has a content table', feed
@@ -477,6 +494,22 @@ BEGIN
     END IF;
     v_columns := pgfeed._content_columns(source, id_column, attach_content.text, created_at_column, condition);
     PERFORM pgfeed._require_built_in_columns(source, pgfeed._watched(source, v_columns), feed);
+    -- filter and group columns: copied into the item store as they are
+    FOR v_column IN SELECT DISTINCT c FROM unnest(filter_columns || group_column) AS c WHERE c IS NOT NULL LOOP
+        IF pgfeed._column_number(source, v_column) IS NULL THEN
+            RAISE EXCEPTION 'table % has no column %', source, quote_ident(v_column)
+                USING ERRCODE = 'undefined_column', HINT = 'filter_columns and group_column name columns of the content table';
+        END IF;
+        IF pgfeed._column_type(source, v_column) NOT IN ('text'::regtype, 'character varying'::regtype, 'smallint'::regtype,
+                                                         'integer'::regtype, 'bigint'::regtype, 'boolean'::regtype,
+                                                         'uuid'::regtype) THEN
+            RAISE EXCEPTION 'column %.% has type %: a filter or group column is text, varchar, an integer, boolean or uuid',
+                            source, quote_ident(v_column), pgfeed._column_type(source, v_column)
+                USING ERRCODE = 'datatype_mismatch',
+                      HINT = 'add a generated column of one of those types (ALTER TABLE ... ADD COLUMN ... GENERATED ALWAYS AS (...) STORED) and use that';
+        END IF;
+        v_columns := v_columns || pgfeed._column_number(source, v_column);
+    END LOOP;
 
     PERFORM pgfeed._create_item_store(v_store, v_item_kind, v_feed.dimensions,
                                       format('pgfeed item store of feed %s', v_feed.feed_id));
@@ -491,9 +524,9 @@ BEGIN
     PERFORM pgfeed._create_tier_triggers(v_feed.feed_id);
 
     INSERT INTO pgfeed.content_source (feed_id, source, id_column, text_expression, created_at_column, condition,
-                                       source_name, watched)
+                                       source_name, watched, filter_columns, group_column)
     VALUES (v_feed.feed_id, source, id_column, attach_content.text, created_at_column, condition,
-            source::text, pgfeed._watched(source, v_columns));
+            source::text, pgfeed._watched(source, v_columns), filter_columns, group_column);
     UPDATE pgfeed.feed_config SET item_type = v_item_kind WHERE feed_id = v_feed.feed_id;
     PERFORM pgfeed._grant_readers(v_feed.feed_id);
     PERFORM pgfeed._create_triggers(source, pgfeed._content_trigger_prefix(v_feed.feed_id),
@@ -504,10 +537,10 @@ BEGIN
     RETURN 0;
 END
 $$;
-COMMENT ON FUNCTION pgfeed.attach_content(text, regclass, name, text, name, text, boolean) IS
+COMMENT ON FUNCTION pgfeed.attach_content(text, regclass, name, text, name, text, boolean, name[], name) IS
     'attaches a content table to a feed: id_column its unique key, text an SQL expression over a row, condition a '
-    'boolean one (both run as the table''s owner); existing rows are embedded unless backfill is false; returns how '
-    'many were embedded';
+    'boolean one (both built-in SQL only); filter_columns what feed() may filter on, group_column what '
+    'max_per_group caps (an author); existing rows are embedded unless backfill is false; returns how many were embedded';
 
 -- SECURITY DEFINER, so that a role writing the content table needs no
 -- privilege on pgfeed's tables. It runs nothing the table's owner or the
@@ -525,6 +558,7 @@ DECLARE
     v_feed pgfeed.feed_config;
     v_gone text[];
     v_ids text[]; v_texts text[]; v_created timestamptz[]; v_eligible boolean[]; v_errors text[];
+    v_attributes jsonb[];
     v_typed boolean;
 BEGIN
     -- A bulk load may skip pgfeed on purpose; pgfeed.reembed() catches up.
@@ -564,9 +598,9 @@ BEGIN
             -- (transition tables are visible only here, not in the functions this one calls)
             -- (rows of the table written to, which may be a partition with columns in another order)
             EXECUTE format('SELECT * FROM pgfeed._evaluate_rows($1, ARRAY(SELECT t::%s FROM pgfeed_new t))', TG_RELID::regclass)
-               INTO v_ids, v_texts, v_created, v_eligible, v_errors USING v_source;
+               INTO v_ids, v_texts, v_created, v_eligible, v_errors, v_attributes USING v_source;
             PERFORM pgfeed._sync_items(v_source.feed_id, v_ids, v_texts, v_created, v_eligible,
-                                       CASE v_feed.mode WHEN 'async' THEN 'queue' ELSE 'now' END, v_errors);
+                                       CASE v_feed.mode WHEN 'async' THEN 'queue' ELSE 'now' END, v_errors, v_attributes);
         END IF;
     EXCEPTION WHEN OTHERS THEN
         IF NOT pgfeed._feeds_fault(SQLSTATE) THEN
@@ -583,7 +617,7 @@ COMMENT ON FUNCTION pgfeed._content_trigger() IS
 
 CREATE OR REPLACE FUNCTION pgfeed._sync_items(
     p_feed_id integer, p_ids text[], p_texts text[], p_created timestamptz[], p_eligible boolean[],
-    p_embed text DEFAULT 'now', p_errors text[] DEFAULT NULL)
+    p_embed text DEFAULT 'now', p_errors text[] DEFAULT NULL, p_attributes jsonb[] DEFAULT NULL)
 RETURNS integer
 LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
@@ -597,6 +631,7 @@ DECLARE
     v_texts text[];
     v_created timestamptz[];
     v_errors text[];
+    v_attributes jsonb[];
     v_encodable integer[];
     v_vectors @vector@.vector[];
     v_error text;
@@ -615,22 +650,25 @@ BEGIN
     PERFORM pgfeed._remove_items(p_feed_id, v_removed);
 
     -- Eligible rows with new or changed text need the model. The others at
-    -- most moved in time; the text hash is what makes re-writes free.
+    -- most moved in time or changed their filter and group columns; the text
+    -- hash is what makes re-writes free.
     EXECUTE format($q$
         WITH u AS (
-            SELECT id::%2$s AS item_id, body, created, err
-              FROM unnest($1, $2, $3, $4, $5) AS u(id, body, created, ok, err) WHERE ok OR err IS NOT NULL
+            SELECT id::%2$s AS item_id, body, created, err, attributes
+              FROM unnest($1, $2, $3, $4, $5, $6) AS u(id, body, created, ok, err, attributes) WHERE ok OR err IS NOT NULL
         ), moved AS (
-            UPDATE %1$s s SET created_at = u.created
+            UPDATE %1$s s SET created_at = u.created, attributes = u.attributes
               FROM u WHERE s.item_id = u.item_id AND s.text_hash = md5(u.body) AND u.err IS NULL
-                       AND s.created_at IS DISTINCT FROM u.created
+                       AND (s.created_at IS DISTINCT FROM u.created OR s.attributes IS DISTINCT FROM u.attributes)
         )
-        SELECT array_agg(u.item_id::text), array_agg(u.body), array_agg(u.created), array_agg(u.err)
+        SELECT array_agg(u.item_id::text), array_agg(u.body), array_agg(u.created), array_agg(u.err),
+               array_agg(u.attributes)
           FROM u LEFT JOIN %1$s s ON s.item_id = u.item_id
          WHERE s.item_id IS NULL OR s.text_hash IS DISTINCT FROM md5(u.body) OR u.err IS NOT NULL
         $q$, v_store, v_feed.item_type)
-       INTO v_ids, v_texts, v_created, v_errors
-       USING p_ids, p_texts, p_created, p_eligible, p_errors;
+       INTO v_ids, v_texts, v_created, v_errors, v_attributes
+       USING p_ids, p_texts, p_created, p_eligible, p_errors,
+             coalesce(p_attributes, array_fill(NULL::jsonb, ARRAY[cardinality(p_ids)]));
     IF v_ids IS NULL THEN
         RETURN 0;
     END IF;
@@ -679,7 +717,7 @@ BEGIN
     END IF;
     EXECUTE format($q$
         WITH stored AS (
-        INSERT INTO %1$s AS s (item_id, embedding, text_hash, created_at, model, error, embedded_at, tier)
+        INSERT INTO %1$s AS s (item_id, embedding, text_hash, created_at, model, error, embedded_at, tier, attributes)
         SELECT u.id::%2$s, e.embedding,
                CASE WHEN e.embedding IS NOT NULL OR u.body !~ '[^[:space:]]' THEN md5(u.body) END,
                u.created, $6,
@@ -689,13 +727,15 @@ BEGIN
                     WHEN u.body !~ '[^[:space:]]' THEN 'text expression is empty'
                     ELSE $5 END,
                now(),
-               coalesce(pgfeed._popularity_tier((SELECT p.popularity FROM %3$s p WHERE p.item_id = u.id::%2$s)), 0)
+               coalesce(pgfeed._popularity_tier((SELECT p.popularity FROM %3$s p WHERE p.item_id = u.id::%2$s)), 0),
+               $10[u.ord]
           FROM unnest($1, $2, $3) WITH ORDINALITY AS u(id, body, created, ord)
           LEFT JOIN unnest($4, $7) AS e(ord, embedding) ON e.ord = u.ord
          WHERE coalesce($8[u.ord], true)
         ON CONFLICT (item_id) DO UPDATE
            SET embedding = EXCLUDED.embedding, text_hash = EXCLUDED.text_hash, created_at = EXCLUDED.created_at,
-               model = EXCLUDED.model, error = EXCLUDED.error, embedded_at = EXCLUDED.embedded_at
+               model = EXCLUDED.model, error = EXCLUDED.error, embedded_at = EXCLUDED.embedded_at,
+               attributes = EXCLUDED.attributes
         RETURNING item_id
         )
         -- Every stored item has a like count, so the popularity stream reaches
@@ -707,7 +747,7 @@ BEGIN
         ON CONFLICT (item_id) DO NOTHING
         $q$, v_store, v_feed.item_type, pgfeed._item_popularity(p_feed_id))
        USING v_ids, v_texts, v_created, v_encodable, v_error, pgfeed._model_label(v_feed.model, v_feed.dimensions),
-             v_vectors, v_keep, v_errors;
+             v_vectors, v_keep, v_errors, v_attributes;
 
     -- Earlier queued work on them is done; but a worker read its rows a while
     -- ago, and what was queued since (an edit it did not see) must stay: it
@@ -719,7 +759,7 @@ BEGIN
     RETURN coalesce(cardinality(v_vectors), 0);
 END
 $$;
-COMMENT ON FUNCTION pgfeed._sync_items(integer, text[], text[], timestamptz[], boolean[], text, text[]) IS
+COMMENT ON FUNCTION pgfeed._sync_items(integer, text[], text[], timestamptz[], boolean[], text, text[], jsonb[]) IS
     'brings content rows into a feed''s item store: embeds new or changed text (p_embed now or raise) or queues it '
     '(queue), keeps failures, drops ineligible rows; returns how many were embedded';
 
@@ -784,7 +824,7 @@ BEGIN
     rows := coalesce(cardinality(v_page.ids), 0);
     last_key := v_page.last_key;
     embedded := pgfeed._sync_items(p_feed.feed_id, v_page.ids, v_page.texts, v_page.created, v_page.eligible, 'now',
-                                   v_page.errors);
+                                   v_page.errors, v_page.attributes);
 END
 $$;
 COMMENT ON FUNCTION pgfeed._reembed_page(pgfeed.feed_config, text, integer) IS

@@ -55,7 +55,7 @@ DECLARE
     v_source pgfeed.content_source;
     v_seqs bigint[];
     v_items text[];
-    v_ids text[]; v_texts text[]; v_created timestamptz[]; v_eligible boolean[]; v_errors text[];
+    v_ids text[]; v_texts text[]; v_created timestamptz[]; v_eligible boolean[]; v_errors text[]; v_attributes jsonb[];
     v_rows record;
     v_problem text;
     v_done text[];
@@ -148,10 +148,11 @@ BEGIN
                 CONTINUE;
         END;
         v_ids := v_rows.ids; v_texts := v_rows.texts; v_created := v_rows.created; v_eligible := v_rows.eligible;
-        v_errors := v_rows.errors;
+        v_errors := v_rows.errors; v_attributes := v_rows.attributes;
         feed_name := v_feed.name; claimed := cardinality(v_items); embedded := 0; failed := 0;
         BEGIN
-            embedded := pgfeed._sync_items(v_feed.feed_id, v_ids, v_texts, v_created, v_eligible, 'raise', v_errors);
+            embedded := pgfeed._sync_items(v_feed.feed_id, v_ids, v_texts, v_created, v_eligible, 'raise', v_errors,
+                                           v_attributes);
             v_done := v_items;  -- rows deleted since they were queued count as done too
         EXCEPTION WHEN lock_not_available THEN
             -- rows of the item store a writer's open transaction holds: the batch another time, no attempt counted
@@ -167,7 +168,8 @@ BEGIN
                         ARRAY(SELECT t FROM unnest(v_ids, v_texts) AS u(i, t) WHERE i = v_item),
                         ARRAY(SELECT c FROM unnest(v_ids, v_created) AS u(i, c) WHERE i = v_item),
                         ARRAY(SELECT e FROM unnest(v_ids, v_eligible) AS u(i, e) WHERE i = v_item), 'raise',
-                        ARRAY(SELECT e FROM unnest(v_ids, v_errors) AS u(i, e) WHERE i = v_item));
+                        ARRAY(SELECT e FROM unnest(v_ids, v_errors) AS u(i, e) WHERE i = v_item),
+                        ARRAY(SELECT a FROM unnest(v_ids, v_attributes) AS u(i, a) WHERE i = v_item));
                     v_done := v_done || v_item;
                 EXCEPTION WHEN OTHERS THEN
                     failed := failed + 1;
@@ -289,7 +291,7 @@ BEGIN
         v_page := pgfeed._read_content(v_source, p_feed.item_type, NULL, v_after, 512);
         EXIT WHEN v_page.ids IS NULL;
         PERFORM pgfeed._sync_items(p_feed.feed_id, v_page.ids, v_page.texts, v_page.created, v_page.eligible, 'queue',
-                                   v_page.errors);
+                                   v_page.errors, v_page.attributes);
         v_rows := v_rows + cardinality(v_page.ids);
         v_after := v_page.last_key;
     END LOOP;

@@ -108,14 +108,16 @@ BEGIN
     -- (and re-indexes) only the items whose like count crossed a tier since:
     -- moving them all held writers off for 10.5 s at 100,000 items.
     EXECUTE format($q$
-        INSERT INTO %1$s AS n (item_id, embedding, text_hash, created_at, model, embedded_at, tier)
+        INSERT INTO %1$s AS n (item_id, embedding, text_hash, created_at, model, embedded_at, tier, attributes)
         SELECT u.id::%2$s, e.embedding, md5(u.body), u.created, $5, now(),
-               coalesce((SELECT s.tier FROM %3$s s WHERE s.item_id = u.id::%2$s), 0)
+               coalesce((SELECT s.tier FROM %3$s s WHERE s.item_id = u.id::%2$s), 0),
+               (SELECT s.attributes FROM %3$s s WHERE s.item_id = u.id::%2$s)
           FROM unnest($1, $2, $3) WITH ORDINALITY AS u(id, body, created, ord)
           JOIN unnest($4, $6) AS e(ord, embedding) ON e.ord = u.ord
         ON CONFLICT (item_id) DO UPDATE
            SET embedding = EXCLUDED.embedding, text_hash = EXCLUDED.text_hash, created_at = EXCLUDED.created_at,
-               model = EXCLUDED.model, embedded_at = EXCLUDED.embedded_at, tier = EXCLUDED.tier
+               model = EXCLUDED.model, embedded_at = EXCLUDED.embedded_at, tier = EXCLUDED.tier,
+               attributes = EXCLUDED.attributes
         $q$, pgfeed._next_item_store(p_feed.feed_id), p_feed.item_type, pgfeed._item_store(p_feed.feed_id))
        USING v_ids, v_texts, v_created, v_encodable, pgfeed._model_label(p_feed.next_model, p_feed.next_dimensions),
              pgfeed._encode(ARRAY(SELECT v_texts[i] FROM unnest(v_encodable) AS i), p_feed.next_model);
@@ -146,8 +148,9 @@ BEGIN
     -- vector (kept failures) carry over as they are.
     EXECUTE format($q$
         DELETE FROM %2$s n WHERE NOT EXISTS (SELECT FROM %1$s s WHERE s.item_id = n.item_id AND s.embedding IS NOT NULL);
-        UPDATE %2$s n SET created_at = s.created_at, tier = s.tier FROM %1$s s
-         WHERE s.item_id = n.item_id AND (s.created_at IS DISTINCT FROM n.created_at OR s.tier <> n.tier);
+        UPDATE %2$s n SET created_at = s.created_at, tier = s.tier, attributes = s.attributes FROM %1$s s
+         WHERE s.item_id = n.item_id AND (s.created_at IS DISTINCT FROM n.created_at OR s.tier <> n.tier
+                                          OR s.attributes IS DISTINCT FROM n.attributes);
         INSERT INTO %2$s SELECT * FROM %1$s WHERE embedding IS NULL;
         DROP TABLE %1$s;
         ALTER TABLE %2$s RENAME TO %3$I;

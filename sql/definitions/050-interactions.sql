@@ -468,25 +468,30 @@ $$;
 COMMENT ON FUNCTION pgfeed._forget_source(integer) IS
     'removes every logged interaction of one interaction table (truncated or detached)';
 
-CREATE OR REPLACE FUNCTION pgfeed._profile_window_sql(p_feed pgfeed.feed_config, p_user text) RETURNS text
+CREATE OR REPLACE FUNCTION pgfeed._profile_window_sql(p_feed pgfeed.feed_config, p_user text,
+                                                      p_until text DEFAULT NULL) RETURNS text
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
     -- The items of one user's profile (p_user, an SQL expression of the user
     -- key): their last profile_size interactions with an embedded item,
-    -- newest first (by time, then by order of insertion): item, embedding, weight.
+    -- newest first (by time, then by order of insertion): item, embedding,
+    -- weight. With p_until (an SQL expression of a log position), as the log
+    -- stood there: a page after a cursor ranks by the first page's profile.
     SELECT format($q$
         SELECT i.item_id, i.embedding, l.weight
           FROM %1$s l JOIN %2$s i ON i.item_id = l.item_id
-         WHERE l.user_id = %3$s AND i.embedding IS NOT NULL
+         WHERE l.user_id = %3$s AND i.embedding IS NOT NULL %5$s
          ORDER BY l.created_at DESC NULLS LAST, l.seq DESC
          LIMIT %4$s
-        $q$, pgfeed._interaction_log(p_feed.feed_id), pgfeed._item_store(p_feed.feed_id), p_user, p_feed.profile_size)
+        $q$, pgfeed._interaction_log(p_feed.feed_id), pgfeed._item_store(p_feed.feed_id), p_user, p_feed.profile_size,
+        'AND l.seq <= ' || p_until)
 $$;
-COMMENT ON FUNCTION pgfeed._profile_window_sql(pgfeed.feed_config, text) IS
-    'the query that reads the items a user''s profile is made of (item, embedding, weight)';
+COMMENT ON FUNCTION pgfeed._profile_window_sql(pgfeed.feed_config, text, text) IS
+    'the query that reads the items a user''s profile is made of (item, embedding, weight), now or up to a log position';
 
-CREATE OR REPLACE FUNCTION pgfeed._profile_sql(p_feed pgfeed.feed_config, p_user text) RETURNS text
+CREATE OR REPLACE FUNCTION pgfeed._profile_sql(p_feed pgfeed.feed_config, p_user text, p_until text DEFAULT NULL)
+RETURNS text
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
@@ -498,10 +503,10 @@ AS $$
           FROM (SELECT @vector@.sum(pgfeed._scale(r.embedding, r.weight)) AS total, count(*)::integer AS items
                   FROM (%s) AS r) AS w
          WHERE @vector@.vector_norm(w.total) > 1e-6
-        $q$, pgfeed._profile_window_sql(p_feed, p_user))
+        $q$, pgfeed._profile_window_sql(p_feed, p_user, p_until))
 $$;
-COMMENT ON FUNCTION pgfeed._profile_sql(pgfeed.feed_config, text) IS
-    'the query that computes one user''s profile (embedding, items) from the interaction log';
+COMMENT ON FUNCTION pgfeed._profile_sql(pgfeed.feed_config, text, text) IS
+    'the query that computes one user''s profile (embedding, items) from the interaction log, now or up to a log position';
 
 CREATE OR REPLACE FUNCTION pgfeed._current_profile(p_feed pgfeed.feed_config, p_user text) RETURNS @vector@.vector
 LANGUAGE plpgsql STABLE

@@ -2,8 +2,9 @@
 
 CREATE OR REPLACE FUNCTION pgfeed._top_k(
     p_streams text[], p_popularity text, p_key_types text[], p_profile @vector@.vector, p_unit float8, p_saturation float8,
-    p_user text, p_exclude text[], p_weights float8[], p_ceilings float8[], p_ef_search integer[], p_limit integer,
-    p_depth integer, p_max_depth integer)
+    p_user text, p_exclude text[], p_ranked_at float8, p_filter jsonb, p_weights float8[], p_ceilings float8[],
+    p_ef_search integer[], p_limit integer, p_depth integer, p_max_depth integer, p_after_score float8,
+    p_after_item text, p_max_per_group integer)
 RETURNS TABLE (item_id text, score float8, similarity float8, freshness float8, popularity float8)
 LANGUAGE plpython3u VOLATILE
 SET search_path FROM CURRENT
@@ -11,7 +12,8 @@ SET search_path FROM CURRENT
 -- call plans them again. PL/Python cannot ask the planner for a fast start (a
 -- cursor's first rows) and a kept plan is one plan for every profile: plans
 -- that would read a whole table before their first row are switched off, so
--- every stream walks its index and stops where the loop stops reading.
+-- every stream walks its index and stops where the loop stops reading (the
+-- exact scan, which reads everything, switches them on: pgfeed.topk).
 SET plan_cache_mode = force_generic_plan
 SET enable_seqscan = off
 SET enable_sort = off
@@ -30,13 +32,15 @@ if "pgfeed.topk" not in GD:
     import pgfeed.topk
     GD["pgfeed.topk"] = pgfeed.topk
 topk = GD["pgfeed.topk"]
+after = None if p_after_item is None else (p_after_score, p_after_item)
 query = topk.Query(p_streams, p_popularity, p_key_types, '@vector@.vector', p_profile, p_unit, p_saturation, p_user,
-                   p_exclude, p_weights, p_ceilings, p_ef_search, p_limit, p_depth, p_max_depth)
+                   p_exclude, p_ranked_at, p_filter, p_weights, p_ceilings, p_ef_search, p_limit, p_depth, p_max_depth,
+                   after, p_max_per_group)
 return topk.top_k(plpy, SD.setdefault("plans", {}), query)
 $python$;
-COMMENT ON FUNCTION pgfeed._top_k(text[], text, text[], @vector@.vector, float8, float8, text, text[], float8[], float8[],
-                                  integer[], integer, integer, integer) IS
-    'the threshold algorithm behind pgfeed.feed(): the k best items (and ties) read from sorted index streams';
+COMMENT ON FUNCTION pgfeed._top_k(text[], text, text[], @vector@.vector, float8, float8, text, text[], float8, jsonb,
+                                  float8[], float8[], integer[], integer, integer, integer, float8, text, integer) IS
+    'the threshold algorithm behind pgfeed.feed(): one page, best first, read from sorted index streams';
 
 CREATE OR REPLACE FUNCTION pgfeed._tier_ef_search(p_store text, p_ef_search integer) RETURNS integer[]
 LANGUAGE sql STABLE
@@ -59,13 +63,143 @@ $$;
 COMMENT ON FUNCTION pgfeed._tier_ef_search(text, integer) IS
     'hnsw.ef_search for each like-count tier of an item store: the feed''s, scaled down for smaller tiers';
 
+CREATE OR REPLACE FUNCTION pgfeed._cursor_check(p_payload text, p_feed_id integer, p_user text, p_filter jsonb)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$ SELECT left(md5(concat_ws('/', p_payload, p_feed_id, p_user, p_filter)), 16) $$;
+COMMENT ON FUNCTION pgfeed._cursor_check(text, integer, text, jsonb) IS
+    'what ties a cursor to the feed, user and filter it was made for (and shows an altered one)';
+
+CREATE OR REPLACE FUNCTION pgfeed._cursor(p_feed_id integer, p_user text, p_filter jsonb, p_ranked_at float8,
+                                          p_log_position bigint, p_score float8, p_item text) RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+    -- v1.<payload>.<check>: the payload (JSON in base64url) holds the
+    -- ranking's time, the user's last log position then and the row's score
+    -- and key (float8 as JSON: the shortest text that reads back exactly)
+    SELECT 'v1.' || c.payload || '.' || pgfeed._cursor_check(c.payload, p_feed_id, p_user, p_filter)
+      FROM (SELECT rtrim(translate(encode(convert_to(jsonb_build_object('t', p_ranked_at, 'l', p_log_position,
+                                                                        's', p_score, 'i', p_item)::text, 'UTF8'),
+                                          'base64'), E'+/\n', '-_'), '=') AS payload) AS c
+$$;
+COMMENT ON FUNCTION pgfeed._cursor(integer, text, jsonb, float8, bigint, float8, text) IS
+    'the cursor of a feed row: what the next page continues from';
+
+CREATE OR REPLACE FUNCTION pgfeed._read_cursor(p_cursor text, p_feed_id integer, p_user text, p_filter jsonb,
+                                               OUT ranked_at float8, OUT log_position bigint, OUT score float8,
+                                               OUT item text)
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_parts text[] := string_to_array(p_cursor, '.');
+    v_payload jsonb;
+BEGIN
+    BEGIN
+        v_payload := convert_from(decode(rpad(translate(v_parts[2], '-_', '+/'), (length(v_parts[2]) + 3) / 4 * 4, '='),
+                                         'base64'), 'UTF8')::jsonb;
+        ranked_at := (v_payload->>'t')::float8; log_position := (v_payload->>'l')::bigint;
+        score := (v_payload->>'s')::float8; item := v_payload->>'i';
+    EXCEPTION WHEN data_exception OR invalid_text_representation THEN
+        v_payload := NULL;
+    END;
+    IF cardinality(v_parts) <> 3 OR v_parts[1] <> 'v1' OR jsonb_typeof(v_payload) IS DISTINCT FROM 'object'
+       OR ranked_at IS NULL OR score IS NULL OR item IS NULL THEN
+        RAISE EXCEPTION 'malformed cursor: %', left(p_cursor, 60)
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'pass the cursor column of the last row of a page of this feed as after, or NULL for a first page';
+    END IF;
+    IF v_parts[3] IS DISTINCT FROM pgfeed._cursor_check(v_parts[2], p_feed_id, p_user, p_filter) THEN
+        RAISE EXCEPTION 'cursor was made for another feed, user or filter, or altered'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'page with the feed, user and filter of the first page; start again with after => NULL';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION pgfeed._read_cursor(text, integer, text, jsonb) IS
+    'what a cursor holds, once it is known to be one of this feed, user and filter: fails with a clear message if not';
+
+CREATE OR REPLACE FUNCTION pgfeed._filter(p_content pgfeed.content_source, p_filter jsonb, p_feed text) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_key text;
+    v_values jsonb;
+    v_type regtype;
+    v_given jsonb;
+    v_value jsonb;
+    v_choices jsonb;
+    v_filter jsonb := '{}'::jsonb;
+BEGIN
+    -- feed()'s filter, {"column": value} or {"column": [value, ...]}, as
+    -- what the item store's attributes are matched against: {"column":
+    -- [{"column": value}, ...]}, each value as the column's type stores it
+    -- (so that 7 and "7" both find an integer 7; null finds NULL).
+    IF jsonb_typeof(p_filter) IS DISTINCT FROM 'object' THEN
+        RAISE EXCEPTION 'filter must be a JSON object {"column": value or [values]}, got %', p_filter
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    FOR v_key, v_values IN SELECT * FROM jsonb_each(p_filter) LOOP
+        IF NOT v_key = ANY (coalesce(p_content.filter_columns, '{}')) THEN
+            RAISE EXCEPTION 'filter key "%" is not a filter column of feed "%"', v_key, p_feed
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = CASE WHEN p_content.filter_columns IS NULL
+                                  THEN 'the feed has none: attach its content with filter_columns => ARRAY[...]'
+                                  ELSE format('its filter columns: %s', array_to_string(p_content.filter_columns, ', ')) END;
+        END IF;
+        v_type := (SELECT (c->>'type')::regtype FROM jsonb_array_elements(p_content.watched) AS w(c) WHERE c->>'name' = v_key);
+        v_choices := '[]'::jsonb;
+        FOR v_given IN SELECT * FROM jsonb_array_elements(CASE jsonb_typeof(v_values) WHEN 'array' THEN v_values
+                                                                    ELSE jsonb_build_array(v_values) END) LOOP
+            BEGIN
+                v_value := CASE WHEN jsonb_typeof(v_given) = 'null' THEN v_given
+                                WHEN jsonb_typeof(v_given) NOT IN ('string', 'number', 'boolean') THEN NULL
+                                WHEN v_type IN ('smallint', 'integer', 'bigint') THEN to_jsonb((v_given #>> '{}')::bigint)
+                                WHEN v_type = 'boolean'::regtype THEN to_jsonb((v_given #>> '{}')::boolean)
+                                WHEN v_type = 'uuid'::regtype THEN to_jsonb((v_given #>> '{}')::uuid)
+                                ELSE to_jsonb(v_given #>> '{}') END;
+            EXCEPTION WHEN data_exception THEN
+                v_value := NULL;
+            END;
+            IF v_value IS NULL THEN
+                RAISE EXCEPTION 'filter value % of "%" is not a % value', v_given, v_key, v_type
+                    USING ERRCODE = 'invalid_parameter_value';
+            END IF;
+            v_choices := v_choices || jsonb_build_array(jsonb_build_object(v_key, v_value));
+        END LOOP;
+        v_filter := v_filter || jsonb_build_object(v_key, v_choices);
+    END LOOP;
+    RETURN v_filter;
+END
+$$;
+COMMENT ON FUNCTION pgfeed._filter(pgfeed.content_source, jsonb, text) IS
+    'checks feed()''s filter against the feed''s filter columns and types; returns what the item store is matched against';
+
+CREATE OR REPLACE FUNCTION pgfeed._store_size(p_store text) RETURNS float8
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    -- The planner's count of an item store's rows, scaled to its size now as
+    -- the planner scales it (rows a page times pages), NULL if never counted.
+    SELECT CASE WHEN c.reltuples >= 0 AND c.relpages > 0
+                THEN c.reltuples / c.relpages * (pg_relation_size(c.oid) / current_setting('block_size')::integer) END
+      FROM pg_class c WHERE c.oid = p_store::regclass
+$$;
+COMMENT ON FUNCTION pgfeed._store_size(text) IS 'how many items an item store holds, as the planner estimates it (NULL: unknown)';
+
 CREATE OR REPLACE FUNCTION pgfeed.feed(
     feed text,
     user_id anyelement,
     "limit" integer DEFAULT 20,
     exclude anycompatiblearray DEFAULT NULL::text[],
-    exclude_seen boolean DEFAULT true)
-RETURNS TABLE (item_id text, score float8, similarity float8, freshness float8, popularity float8, because text)
+    exclude_seen boolean DEFAULT true,
+    after text DEFAULT NULL,
+    filter jsonb DEFAULT NULL)
+RETURNS TABLE (item_id text, score float8, similarity float8, freshness float8, popularity float8, because text,
+               cursor text)
 -- SECURITY INVOKER: a role reads a feed with its own rights, those
 -- pgfeed.grant_feed gave it on the feed's tables, and through its own
 -- row-level security policies on the content table.
@@ -87,10 +221,19 @@ DECLARE
     v_liked text[];                -- the profile's items of positive weight, and their embeddings
     v_liked_embeddings @vector@.vector[];
     v_content pgfeed.content_source;
+    v_filter jsonb;                -- the filter as the item store's attributes are matched against it
+    v_filter_sql text;
+    v_ranked_at float8;            -- the ranking's time (epoch seconds): the first page's
+    v_position bigint;             -- the user's last log position at the first page
+    v_after_score float8;          -- the cursor's row: the page begins after it
+    v_after_item text;
+    v_until text;                  -- the profile's log position on a later page that came after new likes
     v_eligible text;
     v_columns text;
+    v_size float8;
     v_tiers integer := pgfeed._popularity_tiers();
-    v_streams text[] := array_fill(NULL::text, ARRAY[v_tiers + 2]);  -- nearest in each tier, newest, most liked
+    -- nearest in each tier, newest, most liked; or all of them, by score (exact)
+    v_streams text[] := array_fill(NULL::text, ARRAY[v_tiers + 3]);
 BEGIN
     IF v_feed.item_type IS NULL THEN
         RAISE EXCEPTION 'feed "%" has no content table', feed
@@ -109,23 +252,54 @@ BEGIN
         END IF;
         v_exclude := ARRAY(SELECT pgfeed._key_text(e, v_feed.item_type, feed, 'item') FROM unnest(exclude) AS e);
     END IF;
+    SELECT * INTO v_content FROM pgfeed.content_source c WHERE c.feed_id = v_feed.feed_id;
+    IF filter IS NOT NULL THEN
+        v_filter := pgfeed._filter(v_content, filter, feed);
+    END IF;
+    -- A later page ranks as the first did: at its time, by its profile.
+    IF after IS NOT NULL THEN
+        SELECT c.ranked_at, c.log_position, c.score, c.item INTO v_ranked_at, v_position, v_after_score, v_after_item
+          FROM pgfeed._read_cursor(after, v_feed.feed_id, v_user, v_filter) AS c;
+    ELSE
+        v_ranked_at := date_part('epoch', now());
+    END IF;
     -- The streams' parameters: $1 profile, $2 freshness unit (seconds), $3
     -- popularity saturation, $4 user, $5 excluded items (typed as the keys, so
-    -- that no row casts them). An item s is eligible if it is embedded, not
-    -- excluded and (by default) not seen by the user.
-    v_eligible := 's.embedding IS NOT NULL AND NOT s.item_id = ANY ($5)';
+    -- that no row casts them), $6 the ranking's time, $7 the weights, $8 the
+    -- filter. An item s is eligible if it is embedded, not excluded, (by
+    -- default) not seen by the user, and matches the filter.
+    -- each key of the filter: one of its values (an index lookup where the filter is selective)
+    v_filter_sql := coalesce((SELECT string_agg(format(
+        ' AND s.attributes @> ANY (ARRAY(SELECT jsonb_array_elements($8 -> %L)))', k), '' ORDER BY k)
+        FROM jsonb_object_keys(v_filter) AS k), '');
+    v_eligible := 's.embedding IS NOT NULL AND NOT s.item_id = ANY ($5)' || v_filter_sql;
     -- Row-level security on the content table: an item is eligible only if
     -- the caller may see its row (the check is an index lookup a row read).
-    SELECT * INTO v_content FROM pgfeed.content_source c WHERE c.feed_id = v_feed.feed_id;
     IF (SELECT relrowsecurity FROM pg_class WHERE oid = v_content.source) THEN
         v_eligible := v_eligible || format(' AND EXISTS (SELECT FROM %s r WHERE r.%I = s.item_id)',
                                            v_content.source, v_content.id_column);
     END IF;
     IF v_user IS NOT NULL AND v_feed.user_type IS NOT NULL THEN
-        v_profile := pgfeed._current_profile(v_feed, v_user);
+        IF after IS NULL THEN
+            EXECUTE format('SELECT max(l.seq) FROM %s l WHERE l.user_id = $1::%s',
+                           pgfeed._interaction_log(v_feed.feed_id), v_feed.user_type)
+               INTO v_position USING v_user;
+        ELSE
+            -- the user liked since the first page: the profile the log held then
+            EXECUTE format('SELECT CASE WHEN max(l.seq) IS DISTINCT FROM $2 THEN coalesce($2, 0)::text END '
+                           'FROM %s l WHERE l.user_id = $1::%s', pgfeed._interaction_log(v_feed.feed_id), v_feed.user_type)
+               INTO v_until USING v_user, v_position;
+        END IF;
+        IF v_until IS NULL THEN
+            v_profile := pgfeed._current_profile(v_feed, v_user);
+        ELSE
+            EXECUTE format('SELECT c.embedding FROM (%s) AS c',
+                           pgfeed._profile_sql(v_feed, format('$1::%s', v_feed.user_type), v_until))
+               INTO v_profile USING v_user;
+        END IF;
         IF v_profile IS NOT NULL THEN
             EXECUTE format('SELECT array_agg(w.item_id::text), array_agg(w.embedding) FROM (%s) AS w WHERE w.weight > 0',
-                           pgfeed._profile_window_sql(v_feed, format('$1::%s', v_feed.user_type)))
+                           pgfeed._profile_window_sql(v_feed, format('$1::%s', v_feed.user_type), v_until))
                INTO v_liked, v_liked_embeddings USING v_user;
         END IF;
         IF exclude_seen THEN
@@ -138,59 +312,87 @@ BEGIN
         RETURN;
     END IF;
     -- What a stream yields of an eligible item s: its key, similarity,
-    -- freshness and tier (pgfeed._top_k names them i, s, f, t, p). Freshness
-    -- from epochs, which are infinite for infinite times (an age of -infinity,
-    -- counted as 0, for 'infinity'; +infinity, freshness 0, for '-infinity'),
-    -- where subtracting timestamps would fail; no time, no freshness.
-    v_columns := $c$
+    -- freshness, tier and group (pgfeed._top_k names them i, s, f, t, g; p is
+    -- popularity). Freshness from epochs, which are infinite for infinite
+    -- times (an age of -infinity, counted as 0, for 'infinity'; +infinity,
+    -- freshness 0, for '-infinity'), where subtracting timestamps would fail;
+    -- no time, no freshness.
+    v_columns := format($c$
         s.item_id::text AS i,
         coalesce(1 - (s.embedding OPERATOR(@vector@.<=>) $1), 0)::float8 AS s,
         CASE WHEN s.created_at IS NOT NULL
-             THEN 1 / (1 + greatest(date_part('epoch', now()) - date_part('epoch', s.created_at), 0) / $2) ELSE 0 END AS f,
-        s.tier::integer AS t
-        $c$;
-    IF v_profile IS NOT NULL AND v_feed.weight_similarity > 0 THEN
-        FOR t IN 0 .. v_tiers - 1 LOOP
-            v_streams[t + 1] := format('SELECT %s, NULL::float8 AS p FROM %s s WHERE %s AND s.tier = %s ORDER BY s.embedding OPERATOR(@vector@.<=>) $1',
-                                       v_columns, v_store, v_eligible, t);
-        END LOOP;
+             THEN 1 / (1 + greatest($6 - date_part('epoch', s.created_at), 0) / $2) ELSE 0 END AS f,
+        s.tier::integer AS t,
+        %s AS g
+        $c$, CASE WHEN v_content.group_column IS NULL THEN 'NULL::text'
+                  ELSE format('s.attributes ->> %L', v_content.group_column) END);
+    -- Exact where it is cheap: a store of up to exact_max_items items (as the
+    -- planner counts them), or as many matching a filter, is ranked whole.
+    v_size := pgfeed._store_size(v_store);
+    IF v_size IS NULL OR (v_size > v_feed.exact_max_items AND v_filter IS NOT NULL) THEN
+        EXECUTE format('SELECT count(*) FROM (SELECT FROM %s s WHERE s.embedding IS NOT NULL %s LIMIT $1) AS s',
+                       v_store, v_filter_sql)
+           INTO v_size USING v_feed.exact_max_items + 1, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text,
+                             NULL::text, v_filter;
     END IF;
-    IF v_feed.weight_freshness > 0 THEN
-        v_streams[v_tiers + 1] := format('SELECT %s, NULL::float8 AS p FROM %s s WHERE %s AND s.created_at IS NOT NULL ORDER BY s.created_at DESC',
-                               v_columns, v_store, v_eligible);
+    IF v_size <= v_feed.exact_max_items THEN
+        v_streams[v_tiers + 3] := format($q$
+            SELECT x.i, x.s, x.f, x.t, x.p, x.g FROM (
+                SELECT %s, least(1, ln(1 + p.popularity::float8) / ln($3)) AS p, s.item_id AS k
+                  FROM %s s JOIN %s p ON p.item_id = s.item_id WHERE %s) AS x
+             ORDER BY $7[1] * x.s + $7[2] * x.f + $7[3] * x.p DESC, x.k %s
+            $q$, v_columns, v_store, v_likes, v_eligible,
+            CASE WHEN v_feed.item_type IN ('text'::regtype, 'character varying'::regtype) THEN 'COLLATE "C"' END);
+    ELSE
+        IF v_profile IS NOT NULL AND v_feed.weight_similarity > 0 THEN
+            FOR t IN 0 .. v_tiers - 1 LOOP
+                v_streams[t + 1] := format('SELECT %s, NULL::float8 AS p FROM %s s WHERE %s AND s.tier = %s ORDER BY s.embedding OPERATOR(@vector@.<=>) $1',
+                                           v_columns, v_store, v_eligible, t);
+            END LOOP;
+        END IF;
+        IF v_feed.weight_freshness > 0 THEN
+            v_streams[v_tiers + 1] := format('SELECT %s, NULL::float8 AS p FROM %s s WHERE %s AND s.created_at IS NOT NULL ORDER BY s.created_at DESC',
+                                   v_columns, v_store, v_eligible);
+        END IF;
+        v_streams[v_tiers + 2] := format($q$
+            SELECT %s, least(1, ln(1 + p.popularity::float8) / ln($3)) AS p
+              FROM %s p JOIN %s s ON s.item_id = p.item_id WHERE %s ORDER BY p.popularity DESC
+            $q$, v_columns, v_likes, v_store, v_eligible);
     END IF;
-    v_streams[v_tiers + 2] := format($q$
-        SELECT %s, least(1, ln(1 + p.popularity::float8) / ln($3)) AS p
-          FROM %s p JOIN %s s ON s.item_id = p.item_id WHERE %s ORDER BY p.popularity DESC
-        $q$, v_columns, v_likes, v_store, v_eligible);
 
     PERFORM set_config('hnsw.max_scan_tuples', greatest(20000, 2 * v_feed.search_max_depth)::text, true);
     -- because: the item of the profile (of positive weight) most similar to the returned one
     RETURN QUERY EXECUTE format($q$
-        SELECT t.*, (SELECT w.i FROM unnest($15::text[], $16::@vector@.vector[]) AS w(i, e)
-                      ORDER BY w.e OPERATOR(@vector@.<=>) s.embedding, w.i LIMIT 1)
-          FROM pgfeed._top_k($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) AS t
-          LEFT JOIN %2$s s ON s.item_id = t.item_id::%1$s
-         ORDER BY t.score DESC, t.item_id::%1$s LIMIT $12
-        $q$, v_feed.item_type, v_store)
+        SELECT t.item_id, t.score, t.similarity, t.freshness, t.popularity,
+               (SELECT w.i FROM unnest($17::text[], $18::@vector@.vector[]) AS w(i, e)
+                 ORDER BY w.e OPERATOR(@vector@.<=>) s.embedding, w.i LIMIT 1),
+               pgfeed._cursor($20, $7, $10, $9, $21, t.score, t.item_id)
+          FROM pgfeed._top_k($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $19, $22, $23)
+               WITH ORDINALITY AS t
+          LEFT JOIN %s s ON s.item_id = t.item_id::%s
+         ORDER BY t.ordinality
+        $q$, v_store, v_feed.item_type)
         USING v_streams,
               format('SELECT p.item_id::text AS i, least(1, ln(1 + p.popularity::float8) / ln($2)) AS p FROM %s p '
                      'WHERE p.item_id = ANY ($1)', v_likes),
               ARRAY[v_feed.user_type::text, v_feed.item_type::text],
               v_profile, extract(epoch FROM v_feed.freshness_unit)::float8, v_feed.popularity_saturation::float8, v_user,
-              v_exclude,
+              v_exclude, v_ranked_at, v_filter,
               ARRAY[v_feed.weight_similarity, v_feed.weight_freshness, v_feed.weight_popularity]::float8[],
               ARRAY(SELECT least(1, coalesce(ln(1 + pgfeed._tier_most_likes(t)) / ln(v_feed.popularity_saturation), 1))::float8
                       FROM generate_series(0, v_tiers - 1) AS t),
               pgfeed._tier_ef_search(v_store, v_feed.ef_search),
-              "limit", v_feed.search_depth, v_feed.search_max_depth, v_liked, v_liked_embeddings;
+              "limit", v_feed.search_depth, v_feed.search_max_depth, v_liked, v_liked_embeddings, v_after_score,
+              v_feed.feed_id, v_position, v_after_item, v_feed.max_per_group;
 END
 $$;
-COMMENT ON FUNCTION pgfeed.feed(text, anyelement, integer, anycompatiblearray, boolean) IS
-    'a user''s feed, best first: score = w_sim*similarity + w_fresh*freshness + w_pop*popularity, found with the '
-    'threshold algorithm over the similarity (an HNSW index a like-count tier), time and popularity indexes; '
-    'items the user interacted with are left out unless exclude_seen is false; because: the item the user liked '
-    '(of the profile''s) most similar to each (NULL on a cold start)';
+COMMENT ON FUNCTION pgfeed.feed(text, anyelement, integer, anycompatiblearray, boolean, text, jsonb) IS
+    'a user''s feed, best first: score = w_sim*similarity + w_fresh*freshness + w_pop*popularity, ranked exactly up '
+    'to exact_max_items items, else found with the threshold algorithm over the similarity (an HNSW index a like-count '
+    'tier), time and popularity indexes; items the user interacted with are left out unless exclude_seen is false; '
+    'filter: {"column": value or [values]} over the filter columns; at most max_per_group items of a group a page; '
+    'because: the liked item (of the profile''s) most similar to each (NULL on a cold start); cursor: pass the last '
+    'row''s as after for the next page of the same ranking';
 
 -- SECURITY INVOKER, like feed(): what it reads, the role reads with its own rights.
 CREATE OR REPLACE FUNCTION pgfeed.profile(feed text, user_id anyelement) RETURNS @vector@.vector
