@@ -19,8 +19,9 @@ and no tier is read. Every stored item has a like count, so the most liked
 stream running out means every eligible item was seen.
 
 Where an exact scan is cheap (a small item store, a selective filter),
-pgfeed.feed() gives one stream instead: every eligible item, sorted by score,
-its last score the threshold. Either way the result is one page: the items
+pgfeed.feed() gives one stream instead: every eligible item, sorted by the
+highest score its tier allows (its similarity and freshness, its tier's
+highest popularity), the last of those the threshold. Either way the result is one page: the items
 ranked (by score, then key) after the cursor's item, walked down greedily,
 leaving out those of a group (an author) that already has max_per_group items
 on the page; the k-th item of that walk plays the k-th best's part.
@@ -35,9 +36,10 @@ from collections import Counter, namedtuple  # (light imports only: a first feed
 # streams (the tiers' nearest, the newest, the most liked, the exact scan;
 # None: not read), the popularity query ($1 keys, $2 saturation), the feed's
 # user and item key types, pgvector's type named with its schema, the streams'
-# parameters ($1 to $8: profile, freshness unit in seconds, popularity
+# parameters ($1 to $10: profile, freshness unit in seconds, popularity
 # saturation, user, exclusions, the ranking's time in epoch seconds, the
-# weights, the filter), the weights (similarity, freshness, popularity), each
+# weights, the filter, each tier's highest popularity, how many rows the
+# exact scan sorts), the weights (similarity, freshness, popularity), each
 # tier's highest popularity and hnsw.ef_search, the limit, the rows a first
 # read takes and the rows a stream is read to at most, the cursor's last item
 # (score, key; None for a first page) and the cap of items a group.
@@ -71,9 +73,10 @@ class ThresholdSearch:
         # the order of keys SQL sorts by: numbers for integer keys, code points (COLLATE "C") for the others
         self.key = int if self.item_type in INTEGER_KEYS else str
         self.types = [query.vector_type, "float8", "float8", user_type or "text", self.item_type + "[]", "float8",
-                      "float8[]", "jsonb"]
+                      "float8[]", "jsonb", "float8[]", "integer"]
+        # the exact scan sorts only its first rows (a bounded sort), as many as a page usually takes
         self.args = [query.profile, query.unit, query.saturation, query.user, list(query.exclude), query.ranked_at,
-                     list(query.weights), query.filter]
+                     list(query.weights), query.filter, list(query.ceilings), max(query.depth, 2 * query.limit)]
         self.after = None if query.after is None else self.rank(*query.after)
         self.lowest = [-1] * self.tiers + [0, 0, float("-inf")]  # the lowest value of each stream's component
         self.bounds = [1.0] * count                              # the last value of each stream's component
@@ -90,6 +93,11 @@ class ThresholdSearch:
     def rank(self, score: float, item: str) -> tuple:
         """Where an item stands in the ranking: by score, then by key (SQL's order)."""
         return -score, self.key(item)
+
+    def tier_ceiling_score(self, row) -> float:
+        """The highest score a row's tier allows it (what the exact scan is sorted by)."""
+        w_similarity, w_freshness, w_popularity = self.q.weights
+        return w_similarity * row["s"] + w_freshness * row["f"] + w_popularity * self.q.ceilings[row["t"]]
 
     def tier_bound(self, t: int) -> float:
         return self.weights[t] * self.bounds[t] + self.w_popularity * min(self.q.ceilings[t], self.bounds[self.liked])
@@ -200,10 +208,18 @@ class ThresholdSearch:
             before, started = self.bounds[stream], self.clock()
             rows = self.fetch(stream)
             self.score(rows)
+            if stream == self.exact and self.ended[stream] and self.read[stream] >= self.args[-1] \
+                    and self.args[-1] < self.q.max_depth \
+                    and (self.kth is None
+                         or (self.tier_ceiling_score(rows[-1]) if rows else self.bounds[stream]) >= self.kth):
+                # The rows the bounded sort kept ran out, not the items, and the page is not settled (a later
+                # page, full groups, close scores): sort again, keeping more.
+                self.args[-1], self.read[stream] = min(8 * self.args[-1], self.q.max_depth), 0
+                self.ended[stream], self.cursors[stream] = False, None
             if rows:
                 last = rows[-1]
                 self.bounds[stream] = last[self.component[stream]] if stream != self.exact else \
-                    sum(w * last[c] for w, c in zip(self.q.weights, "sfp", strict=True))
+                    self.tier_ceiling_score(last)
             if self.ended[stream] and stream != self.liked:
                 # Every eligible item of the tier (or with a creation time) was seen:
                 # none is left to bound. An HNSW scan could also stop at its limits,

@@ -31,6 +31,10 @@ BEGIN
                         p_feed.weight_similarity, p_feed.weight_freshness, p_feed.weight_popularity
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF p_feed.seen_for <= interval '0' THEN
+        RAISE EXCEPTION 'seen_for must be a positive interval, got %', p_feed.seen_for
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'NULL (or 0 in alter_feed) hides shown items for good';
+    END IF;
     IF p_feed.max_per_group < 1 OR p_feed.exact_max_items < 0 THEN
         RAISE EXCEPTION 'max_per_group must be at least 1 (or 0 to lift the cap), exact_max_items at least 0; got %, %',
                         p_feed.max_per_group, p_feed.exact_max_items
@@ -64,7 +68,8 @@ CREATE OR REPLACE FUNCTION pgfeed.create_feed(
     popularity_saturation float8 DEFAULT 1000,
     mode text DEFAULT 'sync',
     max_per_group integer DEFAULT NULL,
-    exact_max_items integer DEFAULT 50000)
+    exact_max_items integer DEFAULT 50000,
+    seen_for interval DEFAULT NULL)
 RETURNS integer
 LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
@@ -82,23 +87,25 @@ BEGIN
         'weight_freshness', weight_freshness, 'weight_popularity', weight_popularity, 'profile_size', profile_size,
         'freshness_unit', freshness_unit, 'popularity_saturation', popularity_saturation, 'mode', create_feed.mode,
         'max_attempts', 5, 'search_depth', 100, 'search_max_depth', 20000, 'ef_search', 200,
-        'max_per_group', nullif(create_feed.max_per_group, 0), 'exact_max_items', exact_max_items));
+        'max_per_group', nullif(create_feed.max_per_group, 0), 'exact_max_items', exact_max_items,
+        'seen_for', create_feed.seen_for));
     PERFORM pgfeed._check_feed_config(v_feed);
     INSERT INTO pgfeed.feed_config (name, model, dimensions, weight_similarity, weight_freshness, weight_popularity,
                                     profile_size, freshness_unit, popularity_saturation, mode, max_per_group,
-                                    exact_max_items)
+                                    exact_max_items, seen_for)
     VALUES (v_feed.name, v_feed.model, pgfeed._model_dimensions(v_feed.model),
             v_feed.weight_similarity, v_feed.weight_freshness, v_feed.weight_popularity, v_feed.profile_size,
             v_feed.freshness_unit, v_feed.popularity_saturation, v_feed.mode, v_feed.max_per_group,
-            v_feed.exact_max_items)
+            v_feed.exact_max_items, v_feed.seen_for)
     RETURNING feed_id INTO v_feed.feed_id;
     RETURN v_feed.feed_id;
 END
 $$;
 COMMENT ON FUNCTION pgfeed.create_feed(text, text, float8, float8, float8, integer, interval, float8, text, integer,
-                                       integer) IS
+                                       integer, interval) IS
     'registers a feed: its model, score weights (similarity, freshness, popularity), profile size, mode '
-    '(sync or async), the cap of items of one group a page, and up to how many items it ranks exactly; returns its id';
+    '(sync or async), the cap of items of one group a page, up to how many items it ranks exactly, and how long an '
+    'impression hides its item (NULL: for good); returns its id';
 
 CREATE OR REPLACE FUNCTION pgfeed.alter_feed(
     name text,
@@ -115,7 +122,8 @@ CREATE OR REPLACE FUNCTION pgfeed.alter_feed(
     ef_search integer DEFAULT NULL,
     model text DEFAULT NULL,
     max_per_group integer DEFAULT NULL,
-    exact_max_items integer DEFAULT NULL)
+    exact_max_items integer DEFAULT NULL,
+    seen_for interval DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
@@ -133,6 +141,9 @@ BEGIN
     IF alter_feed.max_per_group IS NOT NULL THEN
         v_new.max_per_group := nullif(alter_feed.max_per_group, 0);  -- 0 lifts the cap
     END IF;
+    IF alter_feed.seen_for IS NOT NULL THEN
+        v_new.seen_for := nullif(alter_feed.seen_for, interval '0');  -- 0: shown items stay hidden for good
+    END IF;
     PERFORM pgfeed._check_feed_config(v_new);
     UPDATE pgfeed.feed_config c
        SET mode = v_new.mode, weight_similarity = v_new.weight_similarity, weight_freshness = v_new.weight_freshness,
@@ -140,7 +151,7 @@ BEGIN
            freshness_unit = v_new.freshness_unit, popularity_saturation = v_new.popularity_saturation,
            max_attempts = v_new.max_attempts, search_depth = v_new.search_depth,
            search_max_depth = v_new.search_max_depth, ef_search = v_new.ef_search,
-           max_per_group = v_new.max_per_group, exact_max_items = v_new.exact_max_items
+           max_per_group = v_new.max_per_group, exact_max_items = v_new.exact_max_items, seen_for = v_new.seen_for
      WHERE c.feed_id = v_old.feed_id;
     IF v_new.profile_size <> v_old.profile_size AND v_old.user_type IS NOT NULL THEN
         EXECUTE format('SELECT pgfeed._refresh_profiles($1, ARRAY(SELECT DISTINCT user_id::text FROM %s))',
@@ -152,9 +163,9 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION pgfeed.alter_feed(text, text, float8, float8, float8, integer, interval, float8, integer, integer,
-                                      integer, integer, text, integer, integer) IS
+                                      integer, integer, text, integer, integer, interval) IS
     'changes the given settings of a feed: mode, score weights, profile size, retries, search depth, ef_search, '
-    'cap of items a group (0: none), exact_max_items; '
+    'cap of items a group (0: none), exact_max_items, seen_for (0: for good); '
     'a new model is switched to in the background by the workers, the feed serving the current vectors until then';
 
 CREATE OR REPLACE FUNCTION pgfeed.detach(feed text, source regclass DEFAULT NULL) RETURNS void

@@ -56,6 +56,51 @@ RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
 AS $$
+BEGIN
+    IF weight IS NULL OR weight = 0 OR weight IN ('NaN', 'Infinity', '-Infinity') THEN
+        RAISE EXCEPTION 'weight must be a finite non-zero number, got %', coalesce(weight::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'use 1.0 for likes and a negative weight for dislikes; for what was shown, pgfeed.attach_impressions';
+    END IF;
+    RETURN pgfeed._attach_interactions(feed, source, user_column, item_column, weight, created_at_column, backfill);
+END
+$$;
+COMMENT ON FUNCTION pgfeed.attach_interactions(text, regclass, name, name, float8, name, boolean) IS
+    'attaches an interaction table (likes; a negative weight for dislikes) to a feed; '
+    'existing rows are loaded unless backfill is false; returns how many';
+
+CREATE OR REPLACE FUNCTION pgfeed.attach_impressions(
+    feed text,
+    source regclass,
+    user_column name,
+    item_column name,
+    created_at_column name DEFAULT NULL,
+    backfill boolean DEFAULT true)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    -- An impression is an interaction of weight 0: logged like a like, so
+    -- that detach, drop, TRUNCATE and bulk loads behave as for like tables,
+    -- but it enters no profile (the window skips weight 0) and no like count
+    -- (counts are of positive weights). feed(exclude_seen => true) hides it
+    -- for the feed's seen_for, or for good.
+    RETURN pgfeed._attach_interactions(feed, source, user_column, item_column, 0, created_at_column, backfill);
+END
+$$;
+COMMENT ON FUNCTION pgfeed.attach_impressions(text, regclass, name, name, name, boolean) IS
+    'attaches the table of what the application showed to whom: feed() leaves those items out (exclude_seen) for '
+    'the feed''s seen_for, or for good; impressions enter no profile and no like count; existing rows are loaded '
+    'unless backfill is false; returns how many';
+
+CREATE OR REPLACE FUNCTION pgfeed._attach_interactions(
+    feed text, source regclass, user_column name, item_column name, weight float8, created_at_column name,
+    backfill boolean)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path FROM CURRENT
+AS $$
 DECLARE
     v_feed pgfeed.feed_config := pgfeed._feed(feed);
     v_user_kind regtype;
@@ -66,12 +111,8 @@ BEGIN
         RAISE EXCEPTION 'feed "%" has no content table yet', feed
             USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'call pgfeed.attach_content(...) first';
     END IF;
-    IF EXISTS (SELECT 1 FROM pgfeed.interaction_source s WHERE s.feed_id = v_feed.feed_id AND s.source = attach_interactions.source) THEN
+    IF EXISTS (SELECT 1 FROM pgfeed.interaction_source s WHERE s.feed_id = v_feed.feed_id AND s.source = _attach_interactions.source) THEN
         RAISE EXCEPTION 'table % is already attached to feed "%"', source, feed USING ERRCODE = 'duplicate_object';
-    END IF;
-    IF weight IS NULL OR weight = 0 OR weight IN ('NaN', 'Infinity', '-Infinity') THEN
-        RAISE EXCEPTION 'weight must be a finite non-zero number, got %', coalesce(weight::text, 'NULL')
-            USING ERRCODE = 'invalid_parameter_value', HINT = 'use 1.0 for likes and a negative weight for dislikes';
     END IF;
     PERFORM pgfeed._require_table(source);
     v_user_kind := pgfeed._key_column(source, user_column, 'a user');
@@ -96,7 +137,7 @@ BEGIN
                 weight     float8 NOT NULL,
                 created_at timestamptz
             );
-            CREATE INDEX ON %1$s (user_id, created_at DESC NULLS LAST, seq DESC);
+            CREATE INDEX ON %1$s (user_id, created_at DESC NULLS LAST, seq DESC) WHERE weight <> 0;  -- profiles
             CREATE INDEX ON %1$s (user_id, item_id);
             CREATE INDEX ON %1$s (item_id);
             COMMENT ON TABLE %1$s IS %6$L;
@@ -147,9 +188,9 @@ BEGIN
     RETURN pgfeed._load_interactions(v_source);
 END
 $$;
-COMMENT ON FUNCTION pgfeed.attach_interactions(text, regclass, name, name, float8, name, boolean) IS
-    'attaches an interaction table (likes; a negative weight for dislikes) to a feed; '
-    'existing rows are loaded unless backfill is false; returns how many';
+COMMENT ON FUNCTION pgfeed._attach_interactions(text, regclass, name, name, float8, name, boolean) IS
+    'attaches an interaction table of a weight (0: impressions) to a feed, its log and profile tables made with the '
+    'first; returns how many rows were loaded';
 
 CREATE OR REPLACE FUNCTION pgfeed._load_interactions(p_source pgfeed.interaction_source) RETURNS bigint
 LANGUAGE plpgsql VOLATILE
@@ -391,7 +432,9 @@ AS $$
                     SELECT item_id, 1 FROM added WHERE weight > 0) AS z
              GROUP BY item_id HAVING sum(delta) <> 0
         ), %11$s, changed AS (
-            SELECT DISTINCT user_id FROM (SELECT user_id FROM removed UNION ALL SELECT user_id FROM added) AS t
+            -- (an impression, of weight 0, changes no profile)
+            SELECT DISTINCT user_id FROM (SELECT user_id, weight FROM removed UNION ALL SELECT user_id, weight FROM added) AS t
+             WHERE weight <> 0
         )
         %12$s
         $q$,
@@ -476,12 +519,12 @@ AS $$
     -- The items of one user's profile (p_user, an SQL expression of the user
     -- key): their last profile_size interactions with an embedded item,
     -- newest first (by time, then by order of insertion): item, embedding,
-    -- weight. With p_until (an SQL expression of a log position), as the log
+    -- weight (not impressions, of weight 0). With p_until (an SQL expression of a log position), as the log
     -- stood there: a page after a cursor ranks by the first page's profile.
     SELECT format($q$
         SELECT i.item_id, i.embedding, l.weight
           FROM %1$s l JOIN %2$s i ON i.item_id = l.item_id
-         WHERE l.user_id = %3$s AND i.embedding IS NOT NULL %5$s
+         WHERE l.user_id = %3$s AND l.weight <> 0 AND i.embedding IS NOT NULL %5$s
          ORDER BY l.created_at DESC NULLS LAST, l.seq DESC
          LIMIT %4$s
         $q$, pgfeed._interaction_log(p_feed.feed_id), pgfeed._item_store(p_feed.feed_id), p_user, p_feed.profile_size,

@@ -63,39 +63,44 @@ $$;
 COMMENT ON FUNCTION pgfeed._tier_ef_search(text, integer) IS
     'hnsw.ef_search for each like-count tier of an item store: the feed''s, scaled down for smaller tiers';
 
-CREATE OR REPLACE FUNCTION pgfeed._cursor_check(p_payload text, p_feed_id integer, p_user text, p_filter jsonb)
+CREATE OR REPLACE FUNCTION pgfeed._cursor_check_sql(p_payload text, p_feed_id text, p_user text, p_filter text)
 RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
-AS $$ SELECT left(md5(concat_ws('/', p_payload, p_feed_id, p_user, p_filter)), 16) $$;
-COMMENT ON FUNCTION pgfeed._cursor_check(text, integer, text, jsonb) IS
-    'what ties a cursor to the feed, user and filter it was made for (and shows an altered one)';
+AS $$ SELECT format($q$left(md5(concat_ws('/', %s, %s, %s, %s)), 16)$q$, p_payload, p_feed_id, p_user, p_filter) $$;
+COMMENT ON FUNCTION pgfeed._cursor_check_sql(text, text, text, text) IS
+    'the SQL expression of a cursor''s check, from SQL expressions of its payload, feed, user and filter';
 
-CREATE OR REPLACE FUNCTION pgfeed._cursor(p_feed_id integer, p_user text, p_filter jsonb, p_ranked_at float8,
-                                          p_log_position bigint, p_score float8, p_item text) RETURNS text
+CREATE OR REPLACE FUNCTION pgfeed._cursor_sql(p_ranked_at text, p_log_position text, p_score text, p_item text,
+                                              p_feed_id text, p_user text, p_filter text) RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path FROM CURRENT
 AS $$
-    -- v1.<payload>.<check>: the payload (JSON in base64url) holds the
-    -- ranking's time, the user's last log position then and the row's score
-    -- and key (float8 as JSON: the shortest text that reads back exactly)
-    SELECT 'v1.' || c.payload || '.' || pgfeed._cursor_check(c.payload, p_feed_id, p_user, p_filter)
-      FROM (SELECT rtrim(translate(encode(convert_to(jsonb_build_object('t', p_ranked_at, 'l', p_log_position,
-                                                                        's', p_score, 'i', p_item)::text, 'UTF8'),
-                                          'base64'), E'+/\n', '-_'), '=') AS payload) AS c
+    -- The SQL of a cursor, from SQL expressions of what it holds, written
+    -- into the statement that returns a page's rows (a function call a row
+    -- cost 0.14 ms): v1.<payload>.<check>. The payload (JSON in base64url)
+    -- holds the ranking's time, the user's last log position then, the row's
+    -- score and key (float8 as JSON: the shortest text that reads back
+    -- exactly); the check ties it to the feed, user and filter it was made
+    -- for, and shows an altered one.
+    SELECT format($q$'v1.' || %1$s || '.' || %2$s$q$, c.payload, pgfeed._cursor_check_sql(c.payload, p_feed_id, p_user, p_filter))
+      FROM (SELECT format($q$rtrim(translate(encode(convert_to(jsonb_build_object('t', %s, 'l', %s, 's', %s, 'i', %s)::text,
+                                                               'UTF8'), 'base64'), E'+/\n', '-_'), '=')$q$,
+                          p_ranked_at, p_log_position, p_score, p_item) AS payload) AS c
 $$;
-COMMENT ON FUNCTION pgfeed._cursor(integer, text, jsonb, float8, bigint, float8, text) IS
-    'the cursor of a feed row: what the next page continues from';
+COMMENT ON FUNCTION pgfeed._cursor_sql(text, text, text, text, text, text, text) IS
+    'the SQL expression of the cursor of a feed row, from SQL expressions of what it holds';
 
 CREATE OR REPLACE FUNCTION pgfeed._read_cursor(p_cursor text, p_feed_id integer, p_user text, p_filter jsonb,
                                                OUT ranked_at float8, OUT log_position bigint, OUT score float8,
                                                OUT item text)
-LANGUAGE plpgsql IMMUTABLE
+LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
 AS $$
 DECLARE
     v_parts text[] := string_to_array(p_cursor, '.');
     v_payload jsonb;
+    v_check text;
 BEGIN
     BEGIN
         v_payload := convert_from(decode(rpad(translate(v_parts[2], '-_', '+/'), (length(v_parts[2]) + 3) / 4 * 4, '='),
@@ -111,7 +116,9 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'pass the cursor column of the last row of a page of this feed as after, or NULL for a first page';
     END IF;
-    IF v_parts[3] IS DISTINCT FROM pgfeed._cursor_check(v_parts[2], p_feed_id, p_user, p_filter) THEN
+    EXECUTE 'SELECT ' || pgfeed._cursor_check_sql('$1', '$2', '$3', '$4') INTO v_check
+      USING v_parts[2], p_feed_id, p_user, p_filter;
+    IF v_parts[3] IS DISTINCT FROM v_check THEN
         RAISE EXCEPTION 'cursor was made for another feed, user or filter, or altered'
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'page with the feed, user and filter of the first page; start again with after => NULL';
@@ -230,6 +237,9 @@ DECLARE
     v_until text;                  -- the profile's log position on a later page that came after new likes
     v_eligible text;
     v_columns text;
+    v_similarity text;             -- the SQL of an item s's similarity, freshness and group
+    v_freshness text;
+    v_group text;                  -- (of a row, to be qualified; NULL: no group column)
     v_size float8;
     v_tiers integer := pgfeed._popularity_tiers();
     -- nearest in each tier, newest, most liked; or all of them, by score (exact)
@@ -281,13 +291,14 @@ BEGIN
     END IF;
     IF v_user IS NOT NULL AND v_feed.user_type IS NOT NULL THEN
         IF after IS NULL THEN
-            EXECUTE format('SELECT max(l.seq) FROM %s l WHERE l.user_id = $1::%s',
+            EXECUTE format('SELECT max(l.seq) FROM %s l WHERE l.user_id = $1::%s AND l.weight <> 0',
                            pgfeed._interaction_log(v_feed.feed_id), v_feed.user_type)
                INTO v_position USING v_user;
         ELSE
             -- the user liked since the first page: the profile the log held then
             EXECUTE format('SELECT CASE WHEN max(l.seq) IS DISTINCT FROM $2 THEN coalesce($2, 0)::text END '
-                           'FROM %s l WHERE l.user_id = $1::%s', pgfeed._interaction_log(v_feed.feed_id), v_feed.user_type)
+                           'FROM %s l WHERE l.user_id = $1::%s AND l.weight <> 0', pgfeed._interaction_log(v_feed.feed_id),
+                           v_feed.user_type)
                INTO v_until USING v_user, v_position;
         END IF;
         IF v_until IS NULL THEN
@@ -303,9 +314,14 @@ BEGIN
                INTO v_liked, v_liked_embeddings USING v_user;
         END IF;
         IF exclude_seen THEN
+            -- liked (or disliked) and shown items; shown ones (weight 0) only for seen_for, if the feed has one,
+            -- as of the ranking's time
             v_eligible := v_eligible || format(
-                ' AND NOT EXISTS (SELECT FROM %s l WHERE l.user_id = $4 AND l.item_id = s.item_id)',
-                pgfeed._interaction_log(v_feed.feed_id));
+                ' AND NOT EXISTS (SELECT FROM %s l WHERE l.user_id = $4 AND l.item_id = s.item_id%s)',
+                pgfeed._interaction_log(v_feed.feed_id),
+                CASE WHEN v_feed.seen_for IS NOT NULL
+                     THEN format(' AND (l.weight <> 0 OR l.created_at IS NULL OR l.created_at > to_timestamp($6) - %L::interval)',
+                                 v_feed.seen_for) END);
         END IF;
     END IF;
     IF "limit" = 0 THEN
@@ -317,15 +333,12 @@ BEGIN
     -- times (an age of -infinity, counted as 0, for 'infinity'; +infinity,
     -- freshness 0, for '-infinity'), where subtracting timestamps would fail;
     -- no time, no freshness.
-    v_columns := format($c$
-        s.item_id::text AS i,
-        coalesce(1 - (s.embedding OPERATOR(@vector@.<=>) $1), 0)::float8 AS s,
-        CASE WHEN s.created_at IS NOT NULL
-             THEN 1 / (1 + greatest($6 - date_part('epoch', s.created_at), 0) / $2) ELSE 0 END AS f,
-        s.tier::integer AS t,
-        %s AS g
-        $c$, CASE WHEN v_content.group_column IS NULL THEN 'NULL::text'
-                  ELSE format('s.attributes ->> %L', v_content.group_column) END);
+    v_similarity := 'coalesce(1 - (s.embedding OPERATOR(@vector@.<=>) $1), 0)::float8';
+    v_freshness := $c$CASE WHEN s.created_at IS NOT NULL
+                           THEN 1 / (1 + greatest($6 - date_part('epoch', s.created_at), 0) / $2) ELSE 0 END$c$;
+    v_group := CASE WHEN v_content.group_column IS NOT NULL THEN format('attributes ->> %L', v_content.group_column) END;
+    v_columns := format('s.item_id::text AS i, %s AS s, %s AS f, s.tier::integer AS t, %s AS g',
+                        v_similarity, v_freshness, coalesce('s.' || v_group, 'NULL::text'));
     -- Exact where it is cheap: a store of up to exact_max_items items (as the
     -- planner counts them), or as many matching a filter, is ranked whole.
     v_size := pgfeed._store_size(v_store);
@@ -336,12 +349,19 @@ BEGIN
                              NULL::text, v_filter;
     END IF;
     IF v_size <= v_feed.exact_max_items THEN
+        -- Every eligible item's similarity and freshness, and the highest
+        -- score its like-count tier allows ($9: each tier's highest
+        -- popularity), computed once (OFFSET 0: not again for the order);
+        -- the first $10 by that bound (a bounded sort; pgfeed.topk sorts more
+        -- if the page needs more), whose like counts pgfeed.topk looks up by
+        -- key. A join of every like count cost more than the scan.
         v_streams[v_tiers + 3] := format($q$
-            SELECT x.i, x.s, x.f, x.t, x.p, x.g FROM (
-                SELECT %s, least(1, ln(1 + p.popularity::float8) / ln($3)) AS p, s.item_id AS k
-                  FROM %s s JOIN %s p ON p.item_id = s.item_id WHERE %s) AS x
-             ORDER BY $7[1] * x.s + $7[2] * x.f + $7[3] * x.p DESC, x.k %s
-            $q$, v_columns, v_store, v_likes, v_eligible,
+            SELECT x.k::text AS i, x.s, x.f, x.t, NULL::float8 AS p, %1$s AS g FROM (
+                SELECT s.item_id AS k, %2$s AS s, %3$s AS f, s.tier::integer AS t, s.attributes
+                  FROM %4$s s WHERE %5$s OFFSET 0) AS x
+             ORDER BY $7[1] * x.s + $7[2] * x.f + $7[3] * $9[x.t + 1] DESC, x.k %6$s
+             LIMIT $10
+            $q$, coalesce('x.' || v_group, 'NULL::text'), v_similarity, v_freshness, v_store, v_eligible,
             CASE WHEN v_feed.item_type IN ('text'::regtype, 'character varying'::regtype) THEN 'COLLATE "C"' END);
     ELSE
         IF v_profile IS NOT NULL AND v_feed.weight_similarity > 0 THEN
@@ -366,12 +386,12 @@ BEGIN
         SELECT t.item_id, t.score, t.similarity, t.freshness, t.popularity,
                (SELECT w.i FROM unnest($17::text[], $18::@vector@.vector[]) AS w(i, e)
                  ORDER BY w.e OPERATOR(@vector@.<=>) s.embedding, w.i LIMIT 1),
-               pgfeed._cursor($20, $7, $10, $9, $21, t.score, t.item_id)
+               %3$s
           FROM pgfeed._top_k($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $19, $22, $23)
                WITH ORDINALITY AS t
-          LEFT JOIN %s s ON s.item_id = t.item_id::%s
+          LEFT JOIN %1$s s ON s.item_id = t.item_id::%2$s
          ORDER BY t.ordinality
-        $q$, v_store, v_feed.item_type)
+        $q$, v_store, v_feed.item_type, pgfeed._cursor_sql('$9', '$21', 't.score', 't.item_id', '$20', '$7', '$10'))
         USING v_streams,
               format('SELECT p.item_id::text AS i, least(1, ln(1 + p.popularity::float8) / ln($2)) AS p FROM %s p '
                      'WHERE p.item_id = ANY ($1)', v_likes),
@@ -389,7 +409,7 @@ $$;
 COMMENT ON FUNCTION pgfeed.feed(text, anyelement, integer, anycompatiblearray, boolean, text, jsonb) IS
     'a user''s feed, best first: score = w_sim*similarity + w_fresh*freshness + w_pop*popularity, ranked exactly up '
     'to exact_max_items items, else found with the threshold algorithm over the similarity (an HNSW index a like-count '
-    'tier), time and popularity indexes; items the user interacted with are left out unless exclude_seen is false; '
+    'tier), time and popularity indexes; items the user interacted with (and was shown, for seen_for) are left out unless exclude_seen is false; '
     'filter: {"column": value or [values]} over the filter columns; at most max_per_group items of a group a page; '
     'because: the liked item (of the profile''s) most similar to each (NULL on a cold start); cursor: pass the last '
     'row''s as after for the next page of the same ranking';

@@ -2,10 +2,12 @@
 -- small item stores.
 ALTER TABLE pgfeed.feed_config
     ADD COLUMN exact_max_items integer NOT NULL DEFAULT 50000 CHECK (exact_max_items >= 0),
-    ADD COLUMN max_per_group integer CHECK (max_per_group > 0);
+    ADD COLUMN max_per_group integer CHECK (max_per_group > 0),
+    ADD COLUMN seen_for interval CHECK (seen_for > interval '0');
 COMMENT ON COLUMN pgfeed.feed_config.exact_max_items IS
     'up to this many items (in the store, or matching a filter) feed() ranks them all exactly';
 COMMENT ON COLUMN pgfeed.feed_config.max_per_group IS 'at most this many items of one group a page (NULL: no cap)';
+COMMENT ON COLUMN pgfeed.feed_config.seen_for IS 'how long an impression hides its item (NULL: for good)';
 
 -- Functions whose arguments or results change: the definitions make them again.
 DO $$
@@ -35,6 +37,25 @@ BEGIN
                           unnest(ARRAY['pgfeed.item_store_' || s.feed_id, 'pgfeed.item_store_' || s.feed_id || '_next']) AS t
                     WHERE to_regclass(t) IS NOT NULL LOOP
         EXECUTE format('ALTER TABLE %s ADD COLUMN attributes jsonb', v_store);
+    END LOOP;
+END
+$$;
+
+-- Impressions: interactions of weight 0, which profiles skip (the index that
+-- reads a profile's window leaves them out).
+ALTER TABLE pgfeed.interaction_source DROP CONSTRAINT IF EXISTS interaction_source_weight_check;
+DO $$
+DECLARE
+    v_log regclass;
+    v_index regclass;
+BEGIN
+    FOR v_log IN SELECT to_regclass('pgfeed.interaction_log_' || feed_id) FROM pgfeed.feed_config
+                  WHERE to_regclass('pgfeed.interaction_log_' || feed_id) IS NOT NULL LOOP
+        FOR v_index IN SELECT indexrelid FROM pg_index
+                        WHERE indrelid = v_log AND pg_get_indexdef(indexrelid) LIKE '%(user_id, created_at DESC NULLS LAST, seq DESC)' LOOP
+            EXECUTE format('DROP INDEX %s', v_index);
+        END LOOP;
+        EXECUTE format('CREATE INDEX ON %s (user_id, created_at DESC NULLS LAST, seq DESC) WHERE weight <> 0', v_log);
     END LOOP;
 END
 $$;
