@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 import pgfeed
-from conftest import HASHING, attach, drain, feed_id, fresh, make_tables
+from conftest import APP_ROLE, HASHING, attach, drain, feed_id, fresh, make_tables
 from pgfeed.encoders.hashing import HashingEncoder
 
 PROFILE_SIZE = 5
@@ -211,3 +211,89 @@ def test_because_names_the_liked_item_most_like_each_one(app, conn):
         cosines = {w: float(unit[w] @ unit[item.item_id]) for w in window}
         assert item.because in window and cosines[item.because] == pytest.approx(max(cosines.values()), abs=1e-6)
     assert {item.because for item in pgfeed.feed(app, feed, 999, limit=5)} == {None}  # no likes: cold start
+
+
+def graded_feed(conn, expression):
+    """A feed whose like table is a table of ratings (stars, kind), weighted by an expression."""
+    post, _ = make_tables(conn)
+    ratings = fresh("rating")
+    conn.execute(f"""CREATE TABLE {ratings} (user_id integer NOT NULL, post_id integer NOT NULL,
+                                             stars integer NOT NULL, "kind of" text,
+                                             created_at timestamptz NOT NULL DEFAULT clock_timestamp());
+                     ALTER TABLE {ratings} OWNER TO {APP_ROLE}""")
+    feed = fresh("feed")
+    conn.execute("SELECT pgfeed.create_feed(%s, model => %s, profile_size => %s)", [feed, HASHING, PROFILE_SIZE])
+    conn.execute(f"SELECT pgfeed.attach_content(%s, '{post}'::regclass, 'id', $$title || ' ' || body$$, 'created_at')",
+                 [feed])
+    conn.execute(f"""SELECT pgfeed.attach_interactions(%s, '{ratings}'::regclass, 'user_id', 'post_id',
+                                                      created_at_column => 'created_at', weight_expression => %s)""",
+                 [feed, expression])
+    conn.execute("SELECT pgfeed.grant_feed(%s, %s)", [feed, APP_ROLE])
+    conn.execute(f"""INSERT INTO {post} (title, body)
+                     SELECT 'post ' || g, (ARRAY['cats purr', 'dogs bark', 'stocks fall', 'rain falls'])[g % 4 + 1] || ' ' || g
+                       FROM generate_series(1, 12) g""")
+    return post, ratings, feed
+
+
+def graded_reference(conn, post, ratings, user_id, weight):
+    """numpy: the last PROFILE_SIZE ratings of non-zero weight, newest first, weight-signed sum, normalized."""
+    rows = conn.execute(f"""SELECT p.title || ' ' || p.body, r.stars, r."kind of" FROM {ratings} r
+                             JOIN {post} p ON p.id = r.post_id WHERE r.user_id = %s ORDER BY r.created_at DESC""",
+                        [user_id]).fetchall()
+    rows = [(text, weight(stars, kind)) for text, stars, kind in rows if weight(stars, kind) != 0][:PROFILE_SIZE]
+    vectors = HashingEncoder().encode([text for text, _ in rows]).astype(np.float64)
+    total = (vectors * np.array([w for _, w in rows])[:, None]).sum(axis=0)
+    return total / np.linalg.norm(total)
+
+
+def test_a_weight_expression_grades_the_feedback(app, conn):
+    """rating - 3: a five-star rating pulls twice as hard as a four, a one pushes away, a three counts for
+    nothing (the item is seen, not liked); like counts are of positive weights; an edited rating moves."""
+    post, ratings, feed = graded_feed(conn, "stars - 3")
+    ids = [r[0] for r in conn.execute(f"SELECT id FROM {post} ORDER BY id")]
+    for item, stars in zip(ids[:9], [5, 1, 4, 3, 2, 5, 3, 4, 1], strict=True):  # one statement each: times order them
+        app.execute(f"INSERT INTO {ratings} (user_id, post_id, stars) VALUES (7, %s, %s)", [item, stars])
+    app.execute(f"INSERT INTO {ratings} (user_id, post_id, stars) VALUES (8, %s, 5), (8, %s, 3)", [ids[0], ids[1]])
+    weight = lambda stars, kind: stars - 3  # noqa: E731
+    assert_close(current_profile(conn, feed, 7), graded_reference(conn, post, ratings, 7, weight))
+    drain(conn, feed)
+    counts = dict(conn.execute(f"SELECT item_id, popularity FROM pgfeed.item_popularity_{feed_id(conn, feed)}"))
+    positive = dict(conn.execute(f"SELECT post_id, count(*) FROM {ratings} WHERE stars > 3 GROUP BY 1"))
+    assert counts == {i: positive.get(i, 0) for i in ids}
+    assert_close(stored_profile(conn, feed, 7), graded_reference(conn, post, ratings, 7, weight))
+    app.execute(f"UPDATE {ratings} SET stars = 1 WHERE user_id = 7 AND post_id = %s", [ids[7]])
+    assert_close(current_profile(conn, feed, 7), graded_reference(conn, post, ratings, 7, weight))
+    # a three is seen: hidden from the feed with exclude_seen, in no profile (user 8's is their five alone)
+    assert ids[1] not in {i.item_id for i in pgfeed.feed(app, feed, 8, limit=20)}
+    assert_close(current_profile(conn, feed, 8), graded_reference(conn, post, ratings, 8, weight))
+
+
+def test_a_weight_expression_by_kind_and_its_failures(app, conn):
+    """A CASE over a quoted column; a NULL result counts as 0; a division by zero in a row's weight leaves the
+    writer's row in place and the feed's problem in status()."""
+    post, ratings, feed = graded_feed(conn, """CASE "kind of" WHEN 'love' THEN 2 WHEN 'like' THEN 1 END""")
+    ids = [r[0] for r in conn.execute(f"SELECT id FROM {post} ORDER BY id")]
+    for item, kind in zip(ids[:4], ["love", "like", "meh", "love"], strict=True):
+        app.execute(f"""INSERT INTO {ratings} (user_id, post_id, stars, "kind of") VALUES (7, %s, 0, %s)""", [item, kind])
+    weight = lambda stars, kind: {"love": 2, "like": 1}.get(kind, 0)  # noqa: E731
+    assert_close(current_profile(conn, feed, 7), graded_reference(conn, post, ratings, 7, weight))
+
+    _, zero, broken = graded_feed(conn, "1 / stars")
+    app.execute(f"INSERT INTO {zero} (user_id, post_id, stars) VALUES (7, %s, 0)", [ids[0]])
+    assert conn.execute(f"SELECT count(*) FROM {zero}").fetchone()[0] == 1
+    problem = conn.execute("SELECT problem FROM pgfeed.status() WHERE feed = %s", [broken]).fetchone()[0]
+    assert "division by zero" in problem
+
+
+@pytest.mark.parametrize("expression, error", [
+    ("random() * stars", "volatile"),
+    ("public.pgfeed_test_weight(stars)", "not built into PostgreSQL"),
+    ("stars + ", "not valid"),
+    ("nope * 2", "not valid"),
+])
+def test_a_weight_expression_is_checked_at_attach(conn, expression, error):
+    """It runs with pgfeed's rights in the like's trigger: built-in SQL only, as the text expression."""
+    conn.execute("CREATE OR REPLACE FUNCTION public.pgfeed_test_weight(integer) RETURNS float8 "
+                 "LANGUAGE sql IMMUTABLE AS 'SELECT $1::float8'")
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match=error):
+        graded_feed(conn, expression)

@@ -15,20 +15,27 @@ RETURNS text
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
-    -- (user, item, time) of the rows in p_from as text and timestamptz
-    -- arrays, and whether the columns still have the types the table was
-    -- attached with (typed). That is taken from the rows themselves with
+    -- (user, item, time, weight) of the rows in p_from as text, timestamptz
+    -- and float8 arrays (weights NULL without a weight expression: the
+    -- table's weight), and whether the columns still have the types the table
+    -- was attached with (typed). That is taken from the rows themselves with
     -- pg_typeof: the table as it is now, where the catalogs a REPEATABLE READ
     -- transaction reads may predate an ALTER. Only then are the arrays cast:
-    -- an owner's type never meets a cast of its owner's with pgfeed's rights.
+    -- an owner's type never meets a cast of its owner's with pgfeed's rights,
+    -- and the weight expression (built-in SQL only, checked at attach) is
+    -- evaluated on a row only when the row's own types are the attached ones.
+    -- A weight that is NULL, NaN or infinite counts as 0: the item is seen,
+    -- and enters no profile and no like count.
     -- A time without a zone (timestamp, date) is read in UTC, whatever the
     -- writer's TimeZone: an unlike must find the time its like was logged with.
     SELECT format($q$
         SELECT r.typed,
                CASE WHEN r.typed THEN r.users::text[] END,
                CASE WHEN r.typed THEN r.items::text[] END,
-               CASE WHEN r.typed THEN %6$s END
-          FROM (SELECT bool_and(%1$s) AS typed, array_agg(t.%2$I) AS users, array_agg(t.%3$I) AS items, %4$s AS created
+               CASE WHEN r.typed THEN %6$s END,
+               CASE WHEN r.typed THEN r.weights END
+          FROM (SELECT bool_and(%1$s) AS typed, array_agg(t.%2$I) AS users, array_agg(t.%3$I) AS items, %4$s AS created,
+                       %7$s AS weights
                   FROM %5$s AS t) AS r
         $q$,
         pgfeed._typed_sql(p_source.watched), p_source.user_column, p_source.item_column,
@@ -38,11 +45,14 @@ AS $$
                   OR p_source.created_at_column IS NULL
              THEN 'r.created::timestamptz[]'
              ELSE 'ARRAY(SELECT c::timestamp AT TIME ZONE ''UTC'' FROM unnest(r.created) WITH ORDINALITY AS u(c, o) ORDER BY o)'
-        END)
+        END,
+        CASE WHEN p_source.weight_expression IS NULL THEN 'NULL::float8[]'
+             ELSE format('array_agg(CASE WHEN %1$s THEN CASE WHEN abs((%2$s)::float8) < ''Infinity'' THEN (%2$s)::float8 '
+                         'ELSE 0 END END)', pgfeed._typed_sql(p_source.watched), p_source.weight_expression) END)
       FROM jsonb_array_elements(p_source.watched) AS w(c)
 $$;
 COMMENT ON FUNCTION pgfeed._interaction_rows_sql(pgfeed.interaction_source, text) IS
-    'the query that reads (typed, users, items, times) from interaction rows: arrays, cast only if typed';
+    'the query that reads (typed, users, items, times, weights) from interaction rows: arrays, cast only if typed';
 
 CREATE OR REPLACE FUNCTION pgfeed.attach_interactions(
     feed text,
@@ -51,7 +61,8 @@ CREATE OR REPLACE FUNCTION pgfeed.attach_interactions(
     item_column name,
     weight float8 DEFAULT 1.0,
     created_at_column name DEFAULT NULL,
-    backfill boolean DEFAULT true)
+    backfill boolean DEFAULT true,
+    weight_expression text DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
@@ -62,12 +73,14 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'use 1.0 for likes and a negative weight for dislikes; for what was shown, pgfeed.attach_impressions';
     END IF;
-    RETURN pgfeed._attach_interactions(feed, source, user_column, item_column, weight, created_at_column, backfill);
+    RETURN pgfeed._attach_interactions(feed, source, user_column, item_column, weight, created_at_column, backfill,
+                                       weight_expression);
 END
 $$;
-COMMENT ON FUNCTION pgfeed.attach_interactions(text, regclass, name, name, float8, name, boolean) IS
-    'attaches an interaction table (likes; a negative weight for dislikes) to a feed; '
-    'existing rows are loaded unless backfill is false; returns how many';
+COMMENT ON FUNCTION pgfeed.attach_interactions(text, regclass, name, name, float8, name, boolean, text) IS
+    'attaches an interaction table (likes; a negative weight for dislikes; weight_expression, built-in SQL over a '
+    'row, for graded feedback such as rating - 3) to a feed; existing rows are loaded unless backfill is false; '
+    'returns how many';
 
 CREATE OR REPLACE FUNCTION pgfeed.attach_impressions(
     feed text,
@@ -86,7 +99,7 @@ BEGIN
     -- but it enters no profile (the window skips weight 0) and no like count
     -- (counts are of positive weights). feed(exclude_seen => true) hides it
     -- for the feed's seen_for, or for good.
-    RETURN pgfeed._attach_interactions(feed, source, user_column, item_column, 0, created_at_column, backfill);
+    RETURN pgfeed._attach_interactions(feed, source, user_column, item_column, 0, created_at_column, backfill, NULL);
 END
 $$;
 COMMENT ON FUNCTION pgfeed.attach_impressions(text, regclass, name, name, name, boolean) IS
@@ -96,7 +109,7 @@ COMMENT ON FUNCTION pgfeed.attach_impressions(text, regclass, name, name, name, 
 
 CREATE OR REPLACE FUNCTION pgfeed._attach_interactions(
     feed text, source regclass, user_column name, item_column name, weight float8, created_at_column name,
-    backfill boolean)
+    backfill boolean, weight_expression text)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
@@ -106,6 +119,7 @@ DECLARE
     v_user_kind regtype;
     v_item_kind regtype;
     v_source pgfeed.interaction_source;
+    v_columns smallint[];
 BEGIN
     IF v_feed.item_type IS NULL THEN
         RAISE EXCEPTION 'feed "%" has no content table yet', feed
@@ -172,11 +186,16 @@ BEGIN
                         v_user_kind, feed, v_feed.user_type USING ERRCODE = 'datatype_mismatch';
     END IF;
 
+    -- the weight expression: built-in SQL over columns of built-in types, which the trigger then watches
+    v_columns := ARRAY[pgfeed._column_number(source, user_column), pgfeed._column_number(source, item_column),
+                       pgfeed._column_number(source, created_at_column)]
+                 || coalesce(pgfeed._expression_columns(source, weight_expression, 'float8', 'weight'), '{}');
+    PERFORM pgfeed._require_built_in_columns(source, pgfeed._watched(source, v_columns), feed);
+
     INSERT INTO pgfeed.interaction_source (feed_id, source, user_column, item_column, weight, created_at_column,
-                                           source_name, watched)
+                                           source_name, watched, weight_expression)
     VALUES (v_feed.feed_id, source, user_column, item_column, weight, created_at_column, source::text,
-            pgfeed._watched(source, ARRAY[pgfeed._column_number(source, user_column), pgfeed._column_number(source, item_column),
-                                          pgfeed._column_number(source, created_at_column)]))
+            pgfeed._watched(source, v_columns), weight_expression)
     RETURNING * INTO v_source;
     PERFORM pgfeed._grant_readers(v_feed.feed_id);
     PERFORM pgfeed._create_interaction_follower(v_source.source_id);
@@ -188,7 +207,7 @@ BEGIN
     RETURN pgfeed._load_interactions(v_source);
 END
 $$;
-COMMENT ON FUNCTION pgfeed._attach_interactions(text, regclass, name, name, float8, name, boolean) IS
+COMMENT ON FUNCTION pgfeed._attach_interactions(text, regclass, name, name, float8, name, boolean, text) IS
     'attaches an interaction table of a weight (0: impressions) to a feed, its log and profile tables made with the '
     'first; returns how many rows were loaded';
 
@@ -198,7 +217,7 @@ SET search_path FROM CURRENT
 AS $$
 DECLARE
     v_typed boolean;
-    v_users text[]; v_items text[]; v_created timestamptz[];
+    v_users text[]; v_items text[]; v_created timestamptz[]; v_weights float8[];
     v_changed text[];
     v_feed pgfeed.feed_config;
 BEGIN
@@ -207,15 +226,16 @@ BEGIN
     BEGIN
         PERFORM pgfeed._lock_source(p_source.source, v_feed.name);
         PERFORM pgfeed._require_source(p_source.source, p_source.source_name, p_source.watched, v_feed.name);
-        EXECUTE pgfeed._interaction_rows_sql(p_source, p_source.source::text) INTO v_typed, v_users, v_items, v_created;
+        EXECUTE pgfeed._interaction_rows_sql(p_source, p_source.source::text)
+           INTO v_typed, v_users, v_items, v_created, v_weights;
         PERFORM pgfeed._require_row_types(v_typed, p_source.source, v_feed.name);
         RAISE SQLSTATE 'PF001';  -- read: the lock goes (pgfeed._lock_source)
     EXCEPTION WHEN SQLSTATE 'PF001' THEN
         NULL;
     END;
     -- (the profiles at once, not marked one by one: a load may bring thousands of users)
-    EXECUTE pgfeed._interaction_write_sql(v_feed, '$1', '$2', NULL, ARRAY['$3', '$4', '$5'], false)
-       INTO v_changed USING p_source.source_id, p_source.weight, v_users, v_items, v_created;
+    EXECUTE pgfeed._interaction_write_sql(v_feed, '$1', '$2', NULL, ARRAY['$3', '$4', '$5', '$6'], false)
+       INTO v_changed USING p_source.source_id, p_source.weight, v_users, v_items, v_created, v_weights;
     PERFORM pgfeed._refresh_profiles(p_source.feed_id, v_changed);
     RETURN coalesce(cardinality(v_users), 0);
 END
@@ -257,8 +277,8 @@ BEGIN
     v_body := format($body$
         DECLARE
             v_typed boolean;
-            v_old_users text[]; v_old_items text[]; v_old_created timestamptz[];
-            v_new_users text[]; v_new_items text[]; v_new_created timestamptz[];
+            v_old_users text[]; v_old_items text[]; v_old_created timestamptz[]; v_old_weights float8[];
+            v_new_users text[]; v_new_items text[]; v_new_created timestamptz[]; v_new_weights float8[];
             v_feed text;
         BEGIN
             -- only for the table attached and its partitions (not a trigger someone else made with this function)
@@ -283,20 +303,24 @@ BEGIN
                     RETURN NULL;
                 END IF;
                 IF TG_OP <> 'INSERT' THEN
-                    %5$s INTO v_typed, v_old_users, v_old_items, v_old_created;
+                    %5$s INTO v_typed, v_old_users, v_old_items, v_old_created, v_old_weights;
                     PERFORM pgfeed._require_row_types(v_typed, %1$s, %7$L);
                 END IF;
                 IF TG_OP <> 'DELETE' THEN
-                    %6$s INTO v_typed, v_new_users, v_new_items, v_new_created;
+                    %6$s INTO v_typed, v_new_users, v_new_items, v_new_created, v_new_weights;
                     PERFORM pgfeed._require_row_types(v_typed, %1$s, %7$L);
                 END IF;
                 IF TG_OP = 'UPDATE' THEN
-                    -- only what changed: an untouched like keeps its place in line
-                    WITH o AS (SELECT * FROM unnest(v_old_users, v_old_items, v_old_created) AS o(u, i, c)),
-                         n AS (SELECT * FROM unnest(v_new_users, v_new_items, v_new_created) AS n(u, i, c))
-                    SELECT g.*, a.* INTO v_old_users, v_old_items, v_old_created, v_new_users, v_new_items, v_new_created
-                      FROM (SELECT array_agg(u), array_agg(i), array_agg(c) FROM (TABLE o EXCEPT ALL TABLE n) AS x) AS g,
-                           (SELECT array_agg(u), array_agg(i), array_agg(c) FROM (TABLE n EXCEPT ALL TABLE o) AS x) AS a;
+                    -- only what changed (a weight too): an untouched like keeps its place in line
+                    WITH o AS (SELECT * FROM unnest(v_old_users, v_old_items, v_old_created, v_old_weights) AS o(u, i, c, w)),
+                         n AS (SELECT * FROM unnest(v_new_users, v_new_items, v_new_created, v_new_weights) AS n(u, i, c, w))
+                    SELECT g.*, a.*
+                      INTO v_old_users, v_old_items, v_old_created, v_old_weights,
+                           v_new_users, v_new_items, v_new_created, v_new_weights
+                      FROM (SELECT array_agg(u), array_agg(i), array_agg(c), array_agg(w)
+                              FROM (TABLE o EXCEPT ALL TABLE n) AS x) AS g,
+                           (SELECT array_agg(u), array_agg(i), array_agg(c), array_agg(w)
+                              FROM (TABLE n EXCEPT ALL TABLE o) AS x) AS a;
                 END IF;
                 IF TG_OP = 'INSERT' THEN
                     %8$s;
@@ -316,13 +340,15 @@ BEGIN
         pgfeed._interaction_rows_sql(v_source, 'pgfeed_old'), pgfeed._interaction_rows_sql(v_source, 'pgfeed_new'),
         v_feed.name,
         pgfeed._interaction_write_sql(v_feed, p_source_id::text, v_source.weight::text, NULL,
-                                      '{v_new_users, v_new_items, v_new_created}', true),
+                                      '{v_new_users, v_new_items, v_new_created, v_new_weights}', true),
         pgfeed._interaction_write_sql(v_feed, p_source_id::text, v_source.weight::text,
-                                      '{v_old_users, v_old_items, v_old_created}', '{v_new_users, v_new_items, v_new_created}',
-                                      true),
+                                      '{v_old_users, v_old_items, v_old_created, v_old_weights}',
+                                      '{v_new_users, v_new_items, v_new_created, v_new_weights}', true),
         v_source.feed_id);
     EXECUTE format('CREATE OR REPLACE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql VOLATILE SECURITY DEFINER '
                    'SET search_path FROM CURRENT '
+                   -- (the weight expression's string literals read as they were checked)
+                   'SET standard_conforming_strings = on '
                    -- (the plans made for the first like serve every later one: the rows change no plan)
                    'SET plan_cache_mode = force_generic_plan AS %L', pgfeed._interaction_follower(p_source_id), v_body);
     EXECUTE format('COMMENT ON FUNCTION %s() IS %L', pgfeed._interaction_follower(p_source_id),
@@ -403,8 +429,9 @@ AS $$
     -- The statement that writes interaction changes to a feed's log, like
     -- counts and profile marks, and yields the users whose likes changed. Its
     -- inputs are SQL expressions: the source, its weight, the removed and the
-    -- added rows (each (users, items, times): text, text and timestamptz
-    -- arrays; p_old NULL: nothing removed). With p_mark, the users are marked
+    -- added rows (each (users, items, times, weights): text, text, timestamptz
+    -- and float8 arrays, a NULL weight the source's; p_old NULL: nothing
+    -- removed). With p_mark, the users are marked
     -- for their profile to be stored again (feed() computes a marked user's
     -- profile as it reads; workers store it); without, they are its result.
     --
@@ -421,8 +448,8 @@ AS $$
     SELECT format($q$
         WITH %1$s, added AS (
             INSERT INTO %2$s (source_id, user_id, item_id, weight, created_at)
-            SELECT %6$s, u::%3$s, i::%4$s, %7$s, c
-              FROM unnest(%8$s, %9$s, %10$s) AS a(u, i, c)
+            SELECT %6$s, u::%3$s, i::%4$s, coalesce(w, %7$s), c
+              FROM unnest(%8$s, %9$s, %10$s, %13$s) AS a(u, i, c, w)
              WHERE u IS NOT NULL AND i IS NOT NULL
             RETURNING user_id, item_id, weight
         ), changes AS (
@@ -443,27 +470,29 @@ AS $$
                          p_feed.user_type, p_feed.item_type)
              ELSE format($r$
                  gone AS (
-                     SELECT u::%3$s AS user_id, i::%4$s AS item_id, c AS created_at, count(*) AS n
-                       FROM unnest(%5$s, %6$s, %7$s) AS g(u, i, c)
+                     SELECT u::%3$s AS user_id, i::%4$s AS item_id, c AS created_at, coalesce(w, %9$s) AS weight,
+                            count(*) AS n
+                       FROM unnest(%5$s, %6$s, %7$s, %8$s) AS g(u, i, c, w)
                       WHERE u IS NOT NULL AND i IS NOT NULL
-                      GROUP BY 1, 2, 3
+                      GROUP BY 1, 2, 3, 4
                  ), removed AS (
                      DELETE FROM %1$s WHERE seq IN (
                          SELECT v.seq FROM gone g CROSS JOIN LATERAL (
                              SELECT l.seq FROM %1$s l
                               WHERE l.user_id = g.user_id AND l.item_id = g.item_id AND l.source_id = %2$s
-                                AND l.created_at IS NOT DISTINCT FROM g.created_at
+                                AND l.created_at IS NOT DISTINCT FROM g.created_at AND l.weight = g.weight
                               ORDER BY l.seq DESC LIMIT g.n
                                 FOR UPDATE SKIP LOCKED) AS v)
                      RETURNING user_id, item_id, weight
                  )$r$, pgfeed._interaction_log(p_feed.feed_id), p_source_id, p_feed.user_type, p_feed.item_type,
-                 p_old[1], p_old[2], p_old[3]) END,
+                 p_old[1], p_old[2], p_old[3], p_old[4], p_weight) END,
         pgfeed._interaction_log(p_feed.feed_id), p_feed.user_type, p_feed.item_type, pgfeed._profile_dirty(p_feed.feed_id),
         p_source_id, p_weight, p_new[1], p_new[2], p_new[3],
         pgfeed._popularity_changes_sql(p_feed.feed_id,
             format('(%s)::%s[]', concat_ws(' || ', p_old[2], p_new[2]), p_feed.item_type)),
         CASE WHEN p_mark THEN format('INSERT INTO %s (user_id) SELECT user_id FROM changed', pgfeed._profile_dirty(p_feed.feed_id))
-             ELSE 'SELECT array_agg(user_id::text) FROM changed' END)
+             ELSE 'SELECT array_agg(user_id::text) FROM changed' END,
+        p_new[4])
 $$;
 COMMENT ON FUNCTION pgfeed._interaction_write_sql(pgfeed.feed_config, text, text, text[], text[], boolean) IS
     'the statement that writes interaction changes to a feed''s log, like counts and profile marks';

@@ -18,7 +18,7 @@ BEGIN
                        WHERE p.pronamespace = 'pgfeed'::regnamespace
                          AND p.proname IN ('feed', '_top_k', '_profile_window_sql', '_profile_sql', 'create_feed',
                                            'alter_feed', 'attach_content', '_evaluate_rows', '_read_content',
-                                           '_sync_items') LOOP
+                                           '_sync_items', 'attach_interactions') LOOP
         EXECUTE format('DROP FUNCTION %s', v_function);
     END LOOP;
 END
@@ -42,8 +42,11 @@ END
 $$;
 
 -- Impressions: interactions of weight 0, which profiles skip (the index that
--- reads a profile's window leaves them out).
+-- reads a profile's window leaves them out). Graded feedback: a weight a row.
 ALTER TABLE pgfeed.interaction_source DROP CONSTRAINT IF EXISTS interaction_source_weight_check;
+ALTER TABLE pgfeed.interaction_source ADD COLUMN weight_expression text;
+COMMENT ON COLUMN pgfeed.interaction_source.weight_expression IS
+    'built-in SQL over a row of the table giving its weight (NULL: weight); NULL, NaN or infinite results count as 0';
 DO $$
 DECLARE
     v_log regclass;
