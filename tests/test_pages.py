@@ -3,6 +3,8 @@ exact results on small item stores, each against a numpy reference computed
 from the user's own tables (test_feed.reference_feed), as the application
 role reads them."""
 
+import base64
+import json
 import random
 
 import psycopg
@@ -118,6 +120,14 @@ def test_a_malformed_or_foreign_cursor_is_refused(app, conn):
     forged = pgfeed.feed(app, feed, 1, limit=5, after=cursor)[-1].cursor.split(".")
     with pytest.raises(psycopg.errors.InvalidParameterValue, match="another feed, user or filter"):
         pgfeed.feed(app, feed, 1, limit=5, after=f"v1.{forged[1]}.{check}")
+    # well signed but holding what no page has: a time out of range, a score that is not a number
+    holding = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    for bad in ({**holding, "t": 1e300}, {**holding, "s": "NaN"}, {**holding, "i": None}):
+        text = base64.urlsafe_b64encode(json.dumps(bad).encode()).decode().rstrip("=")
+        sign = conn.execute("SELECT left(md5(concat_ws('/', %s::text, %s::integer, %s::text, NULL::jsonb)), 16)",
+                            [text, feed_id(conn, feed), "1"]).fetchone()[0]
+        with pytest.raises(psycopg.errors.InvalidParameterValue, match="malformed cursor"):
+            pgfeed.feed(app, feed, 1, limit=5, after=f"v1.{text}.{sign}")
 
 
 @pytest.mark.parametrize("exact_max_items", [50000, 100, 0], ids=["exact", "exact on the matches", "index streams"])

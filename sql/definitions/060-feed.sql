@@ -111,7 +111,9 @@ BEGIN
         v_payload := NULL;
     END;
     IF cardinality(v_parts) <> 3 OR v_parts[1] <> 'v1' OR jsonb_typeof(v_payload) IS DISTINCT FROM 'object'
-       OR ranked_at IS NULL OR score IS NULL OR item IS NULL THEN
+       OR ranked_at IS NULL OR score IS NULL OR item IS NULL
+       -- (a time PostgreSQL can hold, a finite score: NaN would sort every row the same)
+       OR NOT ranked_at BETWEEN -1e10 AND 1e10 OR score IN ('NaN', 'Infinity', '-Infinity') THEN
         RAISE EXCEPTION 'malformed cursor: %', left(p_cursor, 60)
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'pass the cursor column of the last row of a page of this feed as after, or NULL for a first page';
