@@ -105,3 +105,20 @@ def test_a_like_table_of_weight_zero_is_pointed_to_impressions(conn):
     with pytest.raises(psycopg.errors.InvalidParameterValue, match="non-zero") as error:
         conn.execute("SELECT pgfeed.attach_interactions(%s, %s::regclass, 'user_id', 'post_id', 0)", [feed, other])
     assert "attach_impressions" in error.value.diag.message_hint
+
+
+def test_a_rating_of_weight_zero_is_no_impression(app, conn):
+    """seen_for brings back shown items, not an item rated 3 stars under 'stars - 3' (weight 0, but a rating)."""
+    _, _, shown, feed, ids = setup_feed(conn, app)
+    ratings = fresh("rating")
+    conn.execute(f"""CREATE TABLE {ratings} (user_id integer NOT NULL, post_id integer NOT NULL, stars integer NOT NULL,
+                                             rated_at timestamptz NOT NULL DEFAULT now() - interval '3 hours')""")
+    conn.execute(f"SELECT pgfeed.attach_interactions(%s, '{ratings}'::regclass, 'user_id', 'post_id', "
+                 "created_at_column => 'rated_at', weight_expression => 'stars - 3')", [feed])
+    conn.execute(f"INSERT INTO {ratings} (user_id, post_id, stars) VALUES (1, %s, 3)", [ids[3]])
+    conn.execute(f"INSERT INTO {shown} (user_id, post_id, shown_at) VALUES (1, %s, now() - interval '3 hours')", [ids[5]])
+    conn.execute("SELECT pgfeed.alter_feed(%s, seen_for => '1 hour')", [feed])
+    got = {i.item_id for i in pgfeed.feed(app, feed, 1, limit=100)}
+    assert ids[5] in got and ids[3] not in got
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="at most 100 years"):
+        conn.execute("SELECT pgfeed.alter_feed(%s, seen_for => '200000 years')", [feed])

@@ -161,7 +161,7 @@ def test_filter_keys_and_values_are_checked(app, conn):
     with pytest.raises(psycopg.errors.InvalidParameterValue, match='"status" is not a filter column') as error:
         pgfeed.feed(app, feed, 1, filter={"status": "published"})
     assert "category, author_id" in error.value.diag.message_hint
-    with pytest.raises(psycopg.errors.InvalidParameterValue, match='not a integer value'):
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="does not fit the column's type, integer"):
         pgfeed.feed(app, feed, 1, filter={"author_id": "seven"})
     with pytest.raises(psycopg.errors.InvalidParameterValue, match="JSON object"):
         app.execute("SELECT * FROM pgfeed.feed(%s, 1, filter => '[1]')", [feed])
@@ -236,3 +236,35 @@ def test_exact_on_a_twenty_thousand_item_store(conn, app_dsn):
     for user_id in range(1000, 1030):
         now, actual = feed_in_one_transaction(app_dsn, feed, user_id, limit=20)
         compare(reference_feed(conn, post, like, user_id, now), actual, 20)
+
+
+def test_a_cursor_keeps_every_digit_whatever_the_session_says(app, conn):
+    """Its time and score are JSON numbers: with extra_float_digits low they would lose digits, and the next page
+    would begin elsewhere (a review of issue 14 got a repeated item so)."""
+    _, _, feed = populate(conn, items=200)
+    with app.transaction():
+        expected = pgfeed.feed(app, feed, 1, limit=20)
+    app.execute("SET extra_float_digits = -13")
+    try:
+        first = pgfeed.feed(app, feed, 1, limit=10)
+        second = pgfeed.feed(app, feed, 1, limit=10, after=first[-1].cursor)
+    finally:
+        app.execute("RESET extra_float_digits")
+    assert [i.item_id for i in first + second] == [i.item_id for i in expected]
+
+
+def test_a_cursor_whose_item_is_no_key_is_malformed(app, conn):
+    _, _, feed = populate(conn, items=30)
+    holding = {"i": "abc", "l": None, "s": 0.5, "t": 1.7e9}
+    text = base64.urlsafe_b64encode(json.dumps(holding).encode()).decode().rstrip("=")
+    sign = conn.execute("SELECT left(md5(concat_ws('/', %s::text, %s::integer, %s::text, NULL::jsonb)), 16)",
+                        [text, feed_id(conn, feed), "1"]).fetchone()[0]
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="malformed cursor: its item is not a key of type bigint"):
+        pgfeed.feed(app, feed, 1, limit=5, after=f"v1.{text}.{sign}")
+
+
+def test_a_filter_lists_at_most_a_thousand_values(app, conn):
+    _, _, feed = populate(conn, items=30)
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="lists 1001 values; at most 1,000"):
+        pgfeed.feed(app, feed, 1, filter={"author_id": list(range(1001))})
+    assert len(pgfeed.feed(app, feed, 1, limit=30, filter={"author_id": list(range(1000))})) > 0

@@ -269,8 +269,8 @@ def test_a_weight_expression_grades_the_feedback(app, conn):
 
 
 def test_a_weight_expression_by_kind_and_its_failures(app, conn):
-    """A CASE over a quoted column; a NULL result counts as 0; a division by zero in a row's weight leaves the
-    writer's row in place and the feed's problem in status()."""
+    """A CASE over a quoted column; a NULL result counts as 0; a row the expression fails on (a division by zero)
+    weighs 0, and the other rows of its statement count (in the trigger and when the table is loaded)."""
     post, ratings, feed = graded_feed(conn, """CASE "kind of" WHEN 'love' THEN 2 WHEN 'like' THEN 1 END""")
     ids = [r[0] for r in conn.execute(f"SELECT id FROM {post} ORDER BY id")]
     for item, kind in zip(ids[:4], ["love", "like", "meh", "love"], strict=True):
@@ -278,11 +278,19 @@ def test_a_weight_expression_by_kind_and_its_failures(app, conn):
     weight = lambda stars, kind: {"love": 2, "like": 1}.get(kind, 0)  # noqa: E731
     assert_close(current_profile(conn, feed, 7), graded_reference(conn, post, ratings, 7, weight))
 
-    _, zero, broken = graded_feed(conn, "1 / stars")
-    app.execute(f"INSERT INTO {zero} (user_id, post_id, stars) VALUES (7, %s, 0)", [ids[0]])
-    assert conn.execute(f"SELECT count(*) FROM {zero}").fetchone()[0] == 1
-    problem = conn.execute("SELECT problem FROM pgfeed.status() WHERE feed = %s", [broken]).fetchone()[0]
-    assert "division by zero" in problem
+    zero_post, zero, broken = graded_feed(conn, "6.0 / stars - 2")
+    zero_ids = [r[0] for r in conn.execute(f"SELECT id FROM {zero_post} ORDER BY id")]
+    app.execute(f"INSERT INTO {zero} (user_id, post_id, stars) VALUES (7, %s, 0), (7, %s, 2)", zero_ids[:2])
+    weight = lambda stars, kind: 6.0 / stars - 2 if stars else 0  # noqa: E731
+    assert_close(current_profile(conn, broken, 7), graded_reference(conn, zero_post, zero, 7, weight))
+    assert conn.execute(f"SELECT count(*) FROM {zero}").fetchone()[0] == 2
+    assert conn.execute("SELECT problem FROM pgfeed.status() WHERE feed = %s", [broken]).fetchone()[0] is None
+    assert zero_ids[0] not in {i.item_id for i in pgfeed.feed(app, broken, 7, limit=20)}  # weight 0: seen
+    # loaded at attach, the same
+    conn.execute("SELECT pgfeed.detach(%s, %s::regclass)", [broken, zero])
+    conn.execute(f"SELECT pgfeed.attach_interactions(%s, '{zero}'::regclass, 'user_id', 'post_id', "
+                 "created_at_column => 'created_at', weight_expression => '6.0 / stars - 2')", [broken])
+    assert_close(current_profile(conn, broken, 7), graded_reference(conn, zero_post, zero, 7, weight))
 
 
 @pytest.mark.parametrize("expression, error", [

@@ -460,3 +460,56 @@ def test_a_writers_string_settings_do_not_change_the_expression(conn, app):
     post_id = app.execute(f"INSERT INTO {post} (title, body) VALUES ('a\\\\b', '') RETURNING id").fetchone()[0]
     assert conn.execute(f"SELECT error FROM pgfeed.item_store_{feed_id(conn, feed)} WHERE item_id = %s",
                         [post_id]).fetchone() == (None,)
+
+
+# The owner's cast, inlined and folded when a statement that names it is planned: it calls an immutable function
+# of the owner's with a constant argument, which records who ran it and makes the owner a superuser if it can.
+FOLDED_CAST = """
+    CREATE TABLE public.{mark} (who text, super boolean);
+    CREATE FUNCTION public.{mark}_vol() RETURNS integer LANGUAGE plpgsql VOLATILE AS $$
+    BEGIN
+        INSERT INTO public.{mark} SELECT current_user, rolsuper FROM pg_roles WHERE rolname = current_user;
+        IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+            EXECUTE format('ALTER ROLE %I SUPERUSER', session_user);
+        END IF;
+        RETURN 1;
+    END $$;
+    CREATE FUNCTION public.{mark}_pwn(integer) RETURNS integer LANGUAGE plpgsql IMMUTABLE
+        AS $$ BEGIN PERFORM public.{mark}_vol(); RETURN $1; END $$;
+    CREATE TYPE public.{mark}_mood AS ENUM ('a');
+    CREATE FUNCTION public.{mark}_cast(public.{mark}_mood) RETURNS {target} LANGUAGE sql IMMUTABLE
+        AS $$ SELECT {body} $$;
+    CREATE CAST (public.{mark}_mood AS {target}) WITH FUNCTION public.{mark}_cast(public.{mark}_mood) AS IMPLICIT;
+"""
+
+
+@pytest.mark.parametrize("table, column, target, body", [
+    ("post", "created_at", "timestamptz", "to_timestamp(public.{mark}_pwn(7))"),
+    ("shown", "shown_at", "timestamp", "to_timestamp(public.{mark}_pwn(7))::timestamp"),
+    ("rating", "stars", "integer", "public.{mark}_pwn(7)"),
+], ids=["content time", "impression time", "weight expression"])
+def test_a_retyped_column_is_never_planned_in_a_statement_of_no_rows(conn, make_role, table, column, target, body):
+    """Under REPEATABLE READ the trigger's checks read catalogs older than an ALTER, and planning a statement that
+    casts the retyped column folds the owner's cast with pgfeed's rights. A statement of no rows used to be planned
+    and to pass the row check (no row, no type): the review of issue 14 became superuser so."""
+    owner, owner_dsn, post, like = tenant_tables(conn, make_role)
+    mark = fresh("mark")
+    with psycopg.connect(owner_dsn, autocommit=True) as tenant:
+        tenant.execute(f"""CREATE TABLE {mark}_shown (user_id integer NOT NULL, post_id integer NOT NULL, shown_at timestamp);
+                           CREATE TABLE {mark}_rating (user_id integer NOT NULL, post_id integer NOT NULL, stars integer)""")
+    feed = attach(conn, post, like)
+    conn.execute(f"SELECT pgfeed.attach_impressions(%s, '{mark}_shown', 'user_id', 'post_id', 'shown_at')", [feed])
+    conn.execute(f"SELECT pgfeed.attach_interactions(%s, '{mark}_rating', 'user_id', 'post_id', "
+                 "weight_expression => 'stars - 3')", [feed])
+    name = {"post": post, "shown": f"{mark}_shown", "rating": f"{mark}_rating"}[table]
+    with psycopg.connect(owner_dsn, autocommit=True) as alterer, psycopg.connect(owner_dsn) as writer:
+        alterer.execute(FOLDED_CAST.format(mark=mark, target=target, body=body.format(mark=mark)))
+        writer.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        writer.execute("SELECT 1")  # the snapshot
+        alterer.execute(f"ALTER TABLE {name} ALTER {column} DROP DEFAULT, ALTER {column} TYPE public.{mark}_mood USING NULL")
+        columns = "title, created_at" if table == "post" else f"user_id, post_id, {column}"
+        values = "'x', 'a'" if table == "post" else "1, 1, 'a'"
+        writer.execute(f"INSERT INTO {name} ({columns}) SELECT {values} WHERE false")
+        writer.commit()
+    assert conn.execute(f"SELECT count(*) FROM public.{mark}").fetchone()[0] == 0
+    assert not is_superuser(conn, owner)

@@ -31,8 +31,8 @@ BEGIN
                         p_feed.weight_similarity, p_feed.weight_freshness, p_feed.weight_popularity
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF p_feed.seen_for <= interval '0' THEN
-        RAISE EXCEPTION 'seen_for must be a positive interval, got %', p_feed.seen_for
+    IF p_feed.seen_for <= interval '0' OR p_feed.seen_for > interval '100 years' THEN
+        RAISE EXCEPTION 'seen_for must be a positive interval of at most 100 years, got %', p_feed.seen_for
             USING ERRCODE = 'invalid_parameter_value', HINT = 'NULL (or 0 in alter_feed) hides shown items for good';
     END IF;
     IF p_feed.max_per_group < 1 OR p_feed.exact_max_items < 0 THEN
@@ -87,7 +87,7 @@ BEGIN
         'weight_freshness', weight_freshness, 'weight_popularity', weight_popularity, 'profile_size', profile_size,
         'freshness_unit', freshness_unit, 'popularity_saturation', popularity_saturation, 'mode', create_feed.mode,
         'max_attempts', 5, 'search_depth', 100, 'search_max_depth', 20000, 'ef_search', 200,
-        'max_per_group', nullif(create_feed.max_per_group, 0), 'exact_max_items', exact_max_items,
+        'max_per_group', nullif(create_feed.max_per_group, 0), 'exact_max_items', coalesce(exact_max_items, 50000),
         'seen_for', create_feed.seen_for));
     PERFORM pgfeed._check_feed_config(v_feed);
     INSERT INTO pgfeed.feed_config (name, model, dimensions, weight_similarity, weight_freshness, weight_popularity,

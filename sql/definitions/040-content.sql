@@ -583,8 +583,15 @@ BEGIN
                                                                    'it again', TG_RELID::regclass, v_source.source));
             RETURN NULL;
         END IF;
+        -- The rows' own types, in a statement of its own. No row, nothing to do:
+        -- and nothing to plan, for planning the statements below on a column
+        -- an ALTER retyped would fold the owner's cast (a review became
+        -- superuser through a statement of no rows).
         EXECUTE pgfeed._row_types_sql(v_source.watched, CASE TG_OP WHEN 'DELETE' THEN 'pgfeed_old' ELSE 'pgfeed_new' END)
            INTO v_typed;
+        IF v_typed IS NULL THEN
+            RETURN NULL;
+        END IF;
         PERFORM pgfeed._require_row_types(v_typed, v_source.source, v_feed.name);
         IF TG_OP IN ('UPDATE', 'DELETE') THEN
             -- keys that no longer exist (deleted rows, or updates of the key itself)

@@ -10,35 +10,35 @@ SET search_path FROM CURRENT
 AS $$ SELECT 'pgfeed_feed' || p_feed_id || '_interactions' || p_source_id $$;
 COMMENT ON FUNCTION pgfeed._interaction_trigger_prefix(integer, integer) IS 'name prefix of the triggers on an interaction table';
 
-CREATE OR REPLACE FUNCTION pgfeed._interaction_rows_sql(p_source pgfeed.interaction_source, p_from text)
+CREATE OR REPLACE FUNCTION pgfeed._interaction_rows_sql(p_source pgfeed.interaction_source, p_from text,
+                                                       p_weightless boolean DEFAULT false)
 RETURNS text
 LANGUAGE sql STABLE
 SET search_path FROM CURRENT
 AS $$
     -- (user, item, time, weight) of the rows in p_from as text, timestamptz
     -- and float8 arrays (weights NULL without a weight expression: the
-    -- table's weight), and whether the columns still have the types the table
-    -- was attached with (typed). That is taken from the rows themselves with
-    -- pg_typeof: the table as it is now, where the catalogs a REPEATABLE READ
-    -- transaction reads may predate an ALTER. Only then are the arrays cast:
-    -- an owner's type never meets a cast of its owner's with pgfeed's rights,
-    -- and the weight expression (built-in SQL only, checked at attach) is
-    -- evaluated on a row only when the row's own types are the attached ones.
-    -- A weight that is NULL, NaN or infinite counts as 0: the item is seen,
-    -- and enters no profile and no like count.
-    -- A time without a zone (timestamp, date) is read in UTC, whatever the
-    -- writer's TimeZone: an unlike must find the time its like was logged with.
+    -- table's weight). Run, and so planned, only once a statement of its own
+    -- (pgfeed._row_types_sql: pg_typeof, which plans nothing of the owner's)
+    -- has found in the rows themselves that the columns have the types the
+    -- table was attached with: the table as it is now, where the catalogs a
+    -- REPEATABLE READ transaction reads may predate an ALTER. Planning folds
+    -- the immutable functions a cast of the owner's would bring (a review
+    -- became superuser through a statement of no rows that named one), and the
+    -- writer's lock keeps the types until this has run. The weight expression
+    -- is built-in SQL only (checked at attach). A weight that is NULL, NaN or
+    -- infinite counts as 0: the item is seen, and enters no profile and no
+    -- like count; so does a row it fails on (p_weightless: weights 0, for a
+    -- row read alone once the statement failed, pgfeed._interaction_read_sql).
+    -- A time without a zone (timestamp, date) is read in UTC,
+    -- whatever the writer's TimeZone: an unlike must find the time its like
+    -- was logged with.
     SELECT format($q$
-        SELECT r.typed,
-               CASE WHEN r.typed THEN r.users::text[] END,
-               CASE WHEN r.typed THEN r.items::text[] END,
-               CASE WHEN r.typed THEN %6$s END,
-               CASE WHEN r.typed THEN r.weights END
-          FROM (SELECT bool_and(%1$s) AS typed, array_agg(t.%2$I) AS users, array_agg(t.%3$I) AS items, %4$s AS created,
-                       %7$s AS weights
-                  FROM %5$s AS t) AS r
+        SELECT r.users::text[], r.items::text[], %5$s, r.weights
+          FROM (SELECT array_agg(t.%1$I) AS users, array_agg(t.%2$I) AS items, %3$s AS created, %6$s AS weights
+                  FROM %4$s AS t) AS r
         $q$,
-        pgfeed._typed_sql(p_source.watched), p_source.user_column, p_source.item_column,
+        p_source.user_column, p_source.item_column,
         CASE WHEN p_source.created_at_column IS NULL THEN 'NULL::timestamptz[]'
              ELSE format('array_agg(t.%I)', p_source.created_at_column) END, p_from,
         CASE WHEN max(c->>'type') FILTER (WHERE c->>'name' = p_source.created_at_column) = 'timestamp with time zone'
@@ -47,12 +47,49 @@ AS $$
              ELSE 'ARRAY(SELECT c::timestamp AT TIME ZONE ''UTC'' FROM unnest(r.created) WITH ORDINALITY AS u(c, o) ORDER BY o)'
         END,
         CASE WHEN p_source.weight_expression IS NULL THEN 'NULL::float8[]'
-             ELSE format('array_agg(CASE WHEN %1$s THEN CASE WHEN abs((%2$s)::float8) < ''Infinity'' THEN (%2$s)::float8 '
-                         'ELSE 0 END END)', pgfeed._typed_sql(p_source.watched), p_source.weight_expression) END)
+             WHEN p_weightless THEN 'array_agg(0::float8)'
+             ELSE format('array_agg(CASE WHEN abs((%1$s)::float8) < ''Infinity'' THEN (%1$s)::float8 ELSE 0 END)',
+                         p_source.weight_expression) END)
       FROM jsonb_array_elements(p_source.watched) AS w(c)
 $$;
-COMMENT ON FUNCTION pgfeed._interaction_rows_sql(pgfeed.interaction_source, text) IS
-    'the query that reads (typed, users, items, times, weights) from interaction rows: arrays, cast only if typed';
+COMMENT ON FUNCTION pgfeed._interaction_rows_sql(pgfeed.interaction_source, text, boolean) IS
+    'the query that reads (users, items, times, weights) from interaction rows of the attached types, as arrays';
+
+CREATE OR REPLACE FUNCTION pgfeed._interaction_read_sql(p_source pgfeed.interaction_source, p_from text, p_into text[])
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    -- The follower's statement that reads its transition rows (p_from) into
+    -- its variables. With a weight expression, a block: where the statement
+    -- fails on a row's weight (a division by zero), the rows are read again
+    -- one by one and the row it fails on weighs 0, so that no other like of
+    -- the statement is lost (the block, and so a subtransaction, only then: a
+    -- like pays for none otherwise).
+    SELECT CASE WHEN p_source.weight_expression IS NULL
+                THEN format('%s INTO %s;', pgfeed._interaction_rows_sql(p_source, p_from), array_to_string(p_into, ', '))
+                ELSE format($b$
+                    BEGIN
+                        %1$s INTO %4$s;
+                    EXCEPTION WHEN data_exception THEN
+                        %5$s := '{}'; %6$s := '{}'; %7$s := '{}'; %8$s := '{}';
+                        FOR v_row IN 0 .. (SELECT count(*) FROM %9$s) - 1 LOOP
+                            BEGIN
+                                %2$s INTO v_users, v_items, v_created, v_weights;
+                            EXCEPTION WHEN data_exception THEN
+                                %3$s INTO v_users, v_items, v_created, v_weights;
+                            END;
+                            %5$s := %5$s || v_users; %6$s := %6$s || v_items; %7$s := %7$s || v_created;
+                            %8$s := %8$s || v_weights;
+                        END LOOP;
+                    END;$b$,
+                    pgfeed._interaction_rows_sql(p_source, p_from),
+                    pgfeed._interaction_rows_sql(p_source, format('(SELECT * FROM %s OFFSET v_row LIMIT 1)', p_from)),
+                    pgfeed._interaction_rows_sql(p_source, format('(SELECT * FROM %s OFFSET v_row LIMIT 1)', p_from), true),
+                    array_to_string(p_into, ', '), p_into[1], p_into[2], p_into[3], p_into[4], p_from) END
+$$;
+COMMENT ON FUNCTION pgfeed._interaction_read_sql(pgfeed.interaction_source, text, text[]) IS
+    'the statement (or block) of an interaction follower that reads its transition rows into its variables';
 
 CREATE OR REPLACE FUNCTION pgfeed.attach_interactions(
     feed text,
@@ -218,6 +255,8 @@ AS $$
 DECLARE
     v_typed boolean;
     v_users text[]; v_items text[]; v_created timestamptz[]; v_weights float8[];
+    v_one_users text[]; v_one_items text[]; v_one_created timestamptz[]; v_one_weights float8[];
+    v_row record;
     v_changed text[];
     v_feed pgfeed.feed_config;
 BEGIN
@@ -226,9 +265,30 @@ BEGIN
     BEGIN
         PERFORM pgfeed._lock_source(p_source.source, v_feed.name);
         PERFORM pgfeed._require_source(p_source.source, p_source.source_name, p_source.watched, v_feed.name);
-        EXECUTE pgfeed._interaction_rows_sql(p_source, p_source.source::text)
-           INTO v_typed, v_users, v_items, v_created, v_weights;
-        PERFORM pgfeed._require_row_types(v_typed, p_source.source, v_feed.name);
+        -- (no row: nothing to read, nor to plan; pgfeed._interaction_rows_sql)
+        EXECUTE pgfeed._row_types_sql(p_source.watched, p_source.source::text) INTO v_typed;
+        IF v_typed IS NOT NULL THEN
+            PERFORM pgfeed._require_row_types(v_typed, p_source.source, v_feed.name);
+            BEGIN
+                EXECUTE pgfeed._interaction_rows_sql(p_source, p_source.source::text)
+                   INTO v_users, v_items, v_created, v_weights;
+            EXCEPTION WHEN data_exception THEN
+                -- a row the weight expression fails on weighs 0 (pgfeed._interaction_read_sql): each row alone
+                v_users := '{}'; v_items := '{}'; v_created := '{}'; v_weights := '{}';
+                FOR v_row IN EXECUTE format('SELECT ctid FROM %s', p_source.source) LOOP
+                    BEGIN
+                        EXECUTE pgfeed._interaction_rows_sql(p_source, format('(SELECT * FROM %s WHERE ctid = $1)', p_source.source))
+                           INTO v_one_users, v_one_items, v_one_created, v_one_weights USING v_row.ctid;
+                    EXCEPTION WHEN data_exception THEN
+                        EXECUTE pgfeed._interaction_rows_sql(p_source, format('(SELECT * FROM %s WHERE ctid = $1)', p_source.source),
+                                                             true)
+                           INTO v_one_users, v_one_items, v_one_created, v_one_weights USING v_row.ctid;
+                    END;
+                    v_users := v_users || v_one_users; v_items := v_items || v_one_items;
+                    v_created := v_created || v_one_created; v_weights := v_weights || v_one_weights;
+                END LOOP;
+            END;
+        END IF;
         RAISE SQLSTATE 'PF001';  -- read: the lock goes (pgfeed._lock_source)
     EXCEPTION WHEN SQLSTATE 'PF001' THEN
         NULL;
@@ -279,6 +339,8 @@ BEGIN
             v_typed boolean;
             v_old_users text[]; v_old_items text[]; v_old_created timestamptz[]; v_old_weights float8[];
             v_new_users text[]; v_new_items text[]; v_new_created timestamptz[]; v_new_weights float8[];
+            v_users text[]; v_items text[]; v_created timestamptz[]; v_weights float8[];  -- (one row, read alone)
+            v_row integer;
             v_feed text;
         BEGIN
             -- only for the table attached and its partitions (not a trigger someone else made with this function)
@@ -302,13 +364,23 @@ BEGIN
                                                                  'likes again', TG_RELID::regclass, %1$s::regclass));
                     RETURN NULL;
                 END IF;
+                -- the rows' own types first, in a statement of their own; no row, nothing to do
+                -- (pgfeed._interaction_rows_sql)
                 IF TG_OP <> 'INSERT' THEN
-                    %5$s INTO v_typed, v_old_users, v_old_items, v_old_created, v_old_weights;
+                    %11$s INTO v_typed;
+                    IF v_typed IS NULL THEN
+                        RETURN NULL;
+                    END IF;
                     PERFORM pgfeed._require_row_types(v_typed, %1$s, %7$L);
+                    %5$s
                 END IF;
                 IF TG_OP <> 'DELETE' THEN
-                    %6$s INTO v_typed, v_new_users, v_new_items, v_new_created, v_new_weights;
+                    %12$s INTO v_typed;
+                    IF v_typed IS NULL THEN
+                        RETURN NULL;
+                    END IF;
                     PERFORM pgfeed._require_row_types(v_typed, %1$s, %7$L);
+                    %6$s
                 END IF;
                 IF TG_OP = 'UPDATE' THEN
                     -- only what changed (a weight too): an untouched like keeps its place in line
@@ -337,14 +409,16 @@ BEGIN
             RETURN NULL;
         END
         $body$, v_source.source::oid, v_columns, jsonb_array_length(v_source.watched), p_source_id,
-        pgfeed._interaction_rows_sql(v_source, 'pgfeed_old'), pgfeed._interaction_rows_sql(v_source, 'pgfeed_new'),
+        pgfeed._interaction_read_sql(v_source, 'pgfeed_old', '{v_old_users, v_old_items, v_old_created, v_old_weights}'),
+        pgfeed._interaction_read_sql(v_source, 'pgfeed_new', '{v_new_users, v_new_items, v_new_created, v_new_weights}'),
         v_feed.name,
         pgfeed._interaction_write_sql(v_feed, p_source_id::text, v_source.weight::text, NULL,
                                       '{v_new_users, v_new_items, v_new_created, v_new_weights}', true),
         pgfeed._interaction_write_sql(v_feed, p_source_id::text, v_source.weight::text,
                                       '{v_old_users, v_old_items, v_old_created, v_old_weights}',
                                       '{v_new_users, v_new_items, v_new_created, v_new_weights}', true),
-        v_source.feed_id);
+        v_source.feed_id, pgfeed._row_types_sql(v_source.watched, 'pgfeed_old'),
+        pgfeed._row_types_sql(v_source.watched, 'pgfeed_new'));
     EXECUTE format('CREATE OR REPLACE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql VOLATILE SECURITY DEFINER '
                    'SET search_path FROM CURRENT '
                    -- (the weight expression's string literals read as they were checked)

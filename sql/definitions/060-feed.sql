@@ -140,7 +140,7 @@ DECLARE
     v_type regtype;
     v_given jsonb;
     v_value jsonb;
-    v_choices jsonb;
+    v_choices jsonb[];
     v_filter jsonb := '{}'::jsonb;
 BEGIN
     -- feed()'s filter, {"column": value} or {"column": [value, ...]}, as
@@ -148,7 +148,7 @@ BEGIN
     -- [{"column": value}, ...]}, each value as the column's type stores it
     -- (so that 7 and "7" both find an integer 7; null finds NULL).
     IF jsonb_typeof(p_filter) IS DISTINCT FROM 'object' THEN
-        RAISE EXCEPTION 'filter must be a JSON object {"column": value or [values]}, got %', p_filter
+        RAISE EXCEPTION 'filter must be a JSON object {"column": value or [values]}, got %', left(p_filter::text, 40)
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     FOR v_key, v_values IN SELECT * FROM jsonb_each(p_filter) LOOP
@@ -160,7 +160,12 @@ BEGIN
                                   ELSE format('its filter columns: %s', array_to_string(p_content.filter_columns, ', ')) END;
         END IF;
         v_type := (SELECT (c->>'type')::regtype FROM jsonb_array_elements(p_content.watched) AS w(c) WHERE c->>'name' = v_key);
-        v_choices := '[]'::jsonb;
+        IF jsonb_typeof(v_values) = 'array' AND jsonb_array_length(v_values) > 1000 THEN
+            RAISE EXCEPTION 'filter "%" lists % values; at most 1,000', v_key, jsonb_array_length(v_values)
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'add a filter column that groups them (a generated column), and filter on that';
+        END IF;
+        v_choices := '{}';
         FOR v_given IN SELECT * FROM jsonb_array_elements(CASE jsonb_typeof(v_values) WHEN 'array' THEN v_values
                                                                     ELSE jsonb_build_array(v_values) END) LOOP
             BEGIN
@@ -174,12 +179,13 @@ BEGIN
                 v_value := NULL;
             END;
             IF v_value IS NULL THEN
-                RAISE EXCEPTION 'filter value % of "%" is not a % value', v_given, v_key, v_type
+                RAISE EXCEPTION 'filter value % of "%" does not fit the column''s type, %', left(v_given::text, 40), v_key,
+                                v_type
                     USING ERRCODE = 'invalid_parameter_value';
             END IF;
-            v_choices := v_choices || jsonb_build_array(jsonb_build_object(v_key, v_value));
+            v_choices := v_choices || jsonb_build_object(v_key, v_value);
         END LOOP;
-        v_filter := v_filter || jsonb_build_object(v_key, v_choices);
+        v_filter := v_filter || jsonb_build_object(v_key, to_jsonb(v_choices));
     END LOOP;
     RETURN v_filter;
 END
@@ -217,6 +223,8 @@ SET search_path FROM CURRENT
 -- restored on return, so that the values set below and in _top_k (a tier's ef_search) stay in here
 SET hnsw.ef_search = 40
 SET hnsw.max_scan_tuples = 20000
+-- a cursor's time and score as JSON: every digit, whatever the session says (else a page would begin elsewhere)
+SET extra_float_digits = 3
 AS $$
 -- (its rows come from RETURN QUERY, which plpgsql_check takes for OUT variables never set)
 -- @plpgsql_check_options: extra_warnings = false
@@ -232,6 +240,7 @@ DECLARE
     v_content pgfeed.content_source;
     v_filter jsonb;                -- the filter as the item store's attributes are matched against it
     v_filter_sql text;
+    v_impressions integer[];       -- the impression tables (interactions of weight 0)
     v_ranked_at float8;            -- the ranking's time (epoch seconds): the first page's
     v_position bigint;             -- the user's last log position at the first page
     v_after_score float8;          -- the cursor's row: the page begins after it
@@ -272,6 +281,13 @@ BEGIN
     IF after IS NOT NULL THEN
         SELECT c.ranked_at, c.log_position, c.score, c.item INTO v_ranked_at, v_position, v_after_score, v_after_item
           FROM pgfeed._read_cursor(after, v_feed.feed_id, v_user, v_filter) AS c;
+        BEGIN
+            EXECUTE format('SELECT $1::%s::text', v_feed.item_type) INTO STRICT v_after_item USING v_after_item;
+        EXCEPTION WHEN data_exception THEN
+            RAISE EXCEPTION 'malformed cursor: its item is not a key of type %', v_feed.item_type
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'pass the cursor column of the last row of a page of this feed as after, or NULL for a first page';
+        END;
     ELSE
         v_ranked_at := date_part('epoch', now());
     END IF;
@@ -316,14 +332,16 @@ BEGIN
                INTO v_liked, v_liked_embeddings USING v_user;
         END IF;
         IF exclude_seen THEN
-            -- liked (or disliked) and shown items; shown ones (weight 0) only for seen_for, if the feed has one,
+            -- liked (or disliked, or rated) and shown items; shown ones only for seen_for, if the feed has one,
             -- as of the ranking's time
+            v_impressions := ARRAY(SELECT s.source_id FROM pgfeed.interaction_source s
+                                    WHERE s.feed_id = v_feed.feed_id AND s.weight = 0 AND s.weight_expression IS NULL);
             v_eligible := v_eligible || format(
                 ' AND NOT EXISTS (SELECT FROM %s l WHERE l.user_id = $4 AND l.item_id = s.item_id%s)',
                 pgfeed._interaction_log(v_feed.feed_id),
-                CASE WHEN v_feed.seen_for IS NOT NULL
-                     THEN format(' AND (l.weight <> 0 OR l.created_at IS NULL OR l.created_at > to_timestamp($6) - %L::interval)',
-                                 v_feed.seen_for) END);
+                CASE WHEN v_feed.seen_for IS NOT NULL AND v_impressions <> '{}'
+                     THEN format(' AND (NOT l.source_id = ANY (%L::integer[]) OR l.created_at IS NULL '
+                                 'OR l.created_at > to_timestamp($6) - %L::interval)', v_impressions, v_feed.seen_for) END);
         END IF;
     END IF;
     IF "limit" = 0 THEN

@@ -18,7 +18,7 @@ BEGIN
                        WHERE p.pronamespace = 'pgfeed'::regnamespace
                          AND p.proname IN ('feed', '_top_k', '_profile_window_sql', '_profile_sql', 'create_feed',
                                            'alter_feed', 'attach_content', '_evaluate_rows', '_read_content',
-                                           '_sync_items', 'attach_interactions') LOOP
+                                           '_sync_items', 'attach_interactions', '_interaction_rows_sql') LOOP
         EXECUTE format('DROP FUNCTION %s', v_function);
     END LOOP;
 END
