@@ -113,25 +113,32 @@ def test_a_python_path_the_server_cannot_import_from_changes_nothing(empty_datab
 
 def test_plpgsql_check_finds_nothing(empty_database):
     """plpgsql_check (errors, other and extra warnings) over every PL/pgSQL function, trigger functions on a table
-    like the ones they are attached to, among them the trigger function pgfeed makes for a like table."""
+    like the ones they are attached to, among them the trigger functions pgfeed makes for like tables (one with a
+    weight expression)."""
     pgfeed.install(empty_database)
     with psycopg.connect(empty_database, autocommit=True) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS plpgsql_check")
         conn.execute("CREATE TEMP TABLE content (id int PRIMARY KEY, body text, created_at timestamptz)")
         conn.execute("CREATE TEMP TABLE like_count (item_id bigint PRIMARY KEY, popularity bigint)")
         conn.execute("""CREATE TABLE post (id bigint PRIMARY KEY, body text NOT NULL, created_at timestamptz);
-                        CREATE TABLE post_like (user_id bigint NOT NULL, post_id bigint NOT NULL, created_at date)""")
+                        CREATE TABLE post_like (user_id bigint NOT NULL, post_id bigint NOT NULL, created_at date);
+                        CREATE TABLE post_rating (user_id bigint NOT NULL, post_id bigint NOT NULL, stars integer)""")
         conn.execute("SELECT pgfeed.create_feed('checked', model => %s)", [HASHING])
         conn.execute("SELECT pgfeed.attach_content('checked', 'post', 'id', 'body', 'created_at')")
         conn.execute("SELECT pgfeed.attach_interactions('checked', 'post_like', 'user_id', 'post_id', "
                      "created_at_column => 'created_at')")
+        conn.execute("SELECT pgfeed.attach_interactions('checked', 'post_rating', 'user_id', 'post_id', "
+                     "weight_expression => 'stars - 3')")
         found = conn.execute("""
             SELECT p.oid::regprocedure::text, c.lineno, c.level, c.message
               FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang AND l.lanname = 'plpgsql'
              CROSS JOIN LATERAL plpgsql_check_function_tb(
                    p.oid, CASE WHEN p.oid = 'pgfeed._tier_trigger()'::regprocedure THEN 'like_count'::regclass
                                WHEN p.oid = 'pgfeed._content_trigger()'::regprocedure THEN 'content'::regclass
-                               WHEN p.proname LIKE '\\_follow\\_interactions\\_%' THEN 'post_like'::regclass
+                               WHEN p.proname LIKE '\\_follow\\_interactions\\_%'
+                               THEN (SELECT s.source FROM pgfeed.interaction_source s
+                                      WHERE p.proname = 'pgfeed._follow_interactions_' || s.source_id
+                                         OR p.proname = '_follow_interactions_' || s.source_id)
                                ELSE 0 END,
                    fatal_errors => false,
                    oldtable => CASE WHEN p.prorettype = 'trigger'::regtype THEN 'pgfeed_old' END,
@@ -141,5 +148,5 @@ def test_plpgsql_check_finds_nothing(empty_database):
                AND c.message <> 'name of parameter "limit" is reserved keyword'
         """).fetchall()
         followers = conn.execute("SELECT count(*) FROM pg_proc WHERE proname LIKE '\\_follow\\_interactions\\_%'")
-        assert followers.fetchone()[0] == 1
+        assert followers.fetchone()[0] == 2
     assert found == []

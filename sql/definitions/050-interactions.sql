@@ -256,7 +256,8 @@ DECLARE
     v_typed boolean;
     v_users text[]; v_items text[]; v_created timestamptz[]; v_weights float8[];
     v_one_users text[]; v_one_items text[]; v_one_created timestamptz[]; v_one_weights float8[];
-    v_row record;
+    v_rows tid[];
+    v_row tid;
     v_changed text[];
     v_feed pgfeed.feed_config;
 BEGIN
@@ -275,14 +276,15 @@ BEGIN
             EXCEPTION WHEN data_exception THEN
                 -- a row the weight expression fails on weighs 0 (pgfeed._interaction_read_sql): each row alone
                 v_users := '{}'; v_items := '{}'; v_created := '{}'; v_weights := '{}';
-                FOR v_row IN EXECUTE format('SELECT ctid FROM %s', p_source.source) LOOP
+                EXECUTE format('SELECT array_agg(ctid) FROM %s', p_source.source) INTO v_rows;
+                FOREACH v_row IN ARRAY v_rows LOOP
                     BEGIN
                         EXECUTE pgfeed._interaction_rows_sql(p_source, format('(SELECT * FROM %s WHERE ctid = $1)', p_source.source))
-                           INTO v_one_users, v_one_items, v_one_created, v_one_weights USING v_row.ctid;
+                           INTO v_one_users, v_one_items, v_one_created, v_one_weights USING v_row;
                     EXCEPTION WHEN data_exception THEN
                         EXECUTE pgfeed._interaction_rows_sql(p_source, format('(SELECT * FROM %s WHERE ctid = $1)', p_source.source),
                                                              true)
-                           INTO v_one_users, v_one_items, v_one_created, v_one_weights USING v_row.ctid;
+                           INTO v_one_users, v_one_items, v_one_created, v_one_weights USING v_row;
                     END;
                     v_users := v_users || v_one_users; v_items := v_items || v_one_items;
                     v_created := v_created || v_one_created; v_weights := v_weights || v_one_weights;
@@ -338,9 +340,7 @@ BEGIN
         DECLARE
             v_typed boolean;
             v_old_users text[]; v_old_items text[]; v_old_created timestamptz[]; v_old_weights float8[];
-            v_new_users text[]; v_new_items text[]; v_new_created timestamptz[]; v_new_weights float8[];
-            v_users text[]; v_items text[]; v_created timestamptz[]; v_weights float8[];  -- (one row, read alone)
-            v_row integer;
+            v_new_users text[]; v_new_items text[]; v_new_created timestamptz[]; v_new_weights float8[];%13$s
             v_feed text;
         BEGIN
             -- only for the table attached and its partitions (not a trigger someone else made with this function)
@@ -418,7 +418,9 @@ BEGIN
                                       '{v_old_users, v_old_items, v_old_created, v_old_weights}',
                                       '{v_new_users, v_new_items, v_new_created, v_new_weights}', true),
         v_source.feed_id, pgfeed._row_types_sql(v_source.watched, 'pgfeed_old'),
-        pgfeed._row_types_sql(v_source.watched, 'pgfeed_new'));
+        pgfeed._row_types_sql(v_source.watched, 'pgfeed_new'),
+        CASE WHEN v_source.weight_expression IS NOT NULL THEN '
+            v_users text[]; v_items text[]; v_created timestamptz[]; v_weights float8[];  -- (one row, read alone)' END);
     EXECUTE format('CREATE OR REPLACE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql VOLATILE SECURITY DEFINER '
                    'SET search_path FROM CURRENT '
                    -- (the weight expression's string literals read as they were checked)
