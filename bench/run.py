@@ -172,13 +172,14 @@ def ages_and_likes(rng, n: int) -> tuple[np.ndarray, np.ndarray]:
     return rng.exponential(30 * 24 * 3600, n), np.minimum(rng.zipf(1.6, n) - 1, 100_000)
 
 
-def like_groups(conn, fid: int, groups: np.ndarray, rng, users: int = 40) -> list[int]:
-    """Each user likes 20 items of two or three groups (clusters, topics): interests far apart, which a
-    search from one profile vector finds last; the log is written directly, profiles by pgfeed."""
+def like_groups(conn, fid: int, groups: np.ndarray, rng, users: int = 40, clusters: tuple = (2, 3)) -> list[int]:
+    """Each user likes 20 items of two or three groups (clusters, topics; `clusters`: the fewest and most):
+    interests far apart, which a search from one profile vector finds last; the log is written directly,
+    profiles by pgfeed."""
     user_ids = list(range(1, users + 1))
     rows = []
     for user in user_ids:
-        mine = rng.choice(np.flatnonzero(np.isin(groups, rng.choice(np.unique(groups), rng.integers(2, 4),
+        mine = rng.choice(np.flatnonzero(np.isin(groups, rng.choice(np.unique(groups), rng.integers(clusters[0], clusters[1] + 1),
                                                                      replace=False))), 20, replace=False)
         rows += [(user, int(i) + 1) for i in mine]
     source = conn.execute("SELECT source_id FROM pgfeed.interaction_source WHERE feed_id = %s", [fid]).fetchone()[0]
@@ -196,7 +197,8 @@ def hnsw_size_mb(conn, store: str) -> float:
                         "AND indexrelid::regclass::text LIKE '%embedding%'").fetchone()[0] / 2**20
 
 
-def load_synthetic(conn, n: int, dim: int = 384, latent: int = 64, seed: int = 1) -> tuple[str, list[int], dict]:
+def load_synthetic(conn, n: int, users: int = 40, clusters: tuple = (2, 3), dim: int = 384, latent: int = 64,
+                   seed: int = 1) -> tuple[str, list[int], dict]:
     """Clustered vectors of low intrinsic dimension, as sentence embeddings are (at 90% of the variance the
     default model's vectors of the demo texts span 69 principal components): 200 clusters in a random
     `latent`-dimensional subspace. Isotropic noise in all 384 dimensions instead makes every point of a cluster
@@ -237,11 +239,11 @@ def load_synthetic(conn, n: int, dim: int = 384, latent: int = 64, seed: int = 1
     started = time.perf_counter()
     conn.execute("SELECT pgfeed._create_similarity_indexes(%s)", [store])
     build = time.perf_counter() - started
-    users = like_groups(conn, fid, cluster, rng)
-    return name, users, {"hnsw_build_s": build, "hnsw_size_mb": hnsw_size_mb(conn, store)}
+    user_ids = like_groups(conn, fid, cluster, rng, users, clusters)
+    return name, user_ids, {"hnsw_build_s": build, "hnsw_size_mb": hnsw_size_mb(conn, store)}
 
 
-def load_real(conn, n: int, seed: int = 1) -> tuple[str, list[int], dict]:
+def load_real(conn, n: int, users: int = 40, clusters: tuple = (2, 3), seed: int = 1) -> tuple[str, list[int], dict]:
     """n real texts embedded by the default model through the feed's own trigger (the HNSW index grows with
     them); times and like counts as in load_synthetic; users like texts of two topics."""
     rng = np.random.default_rng(seed)
@@ -257,7 +259,7 @@ def load_real(conn, n: int, seed: int = 1) -> tuple[str, list[int], dict]:
     conn.execute(f"UPDATE pgfeed.item_popularity_{fid} p SET popularity = u.likes "
                  "FROM unnest(%s::bigint[]) WITH ORDINALITY AS u(likes, id) WHERE p.item_id = u.id", [likes.tolist()])
     conn.execute(f"VACUUM ANALYZE pgfeed.item_store_{fid}, pgfeed.item_popularity_{fid}")
-    users = like_groups(conn, fid, topic, rng)
+    users = like_groups(conn, fid, topic, rng, users, clusters)
     return name, users, {"hnsw_size_mb": hnsw_size_mb(conn, f"pgfeed.item_store_{fid}")}
 
 
@@ -272,9 +274,9 @@ EXACT = """
 """
 
 
-def bench_feed(dsn: str, n: int, results: dict, real: bool = False) -> None:
+def bench_feed(dsn: str, n: int, results: dict, real: bool = False, users: int = 40, clusters: tuple = (2, 3)) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
-        name, users, index = (load_real if real else load_synthetic)(conn, n)
+        name, users, index = (load_real if real else load_synthetic)(conn, n, users, clusters)
         # the load's pages written out first, as on a server that has had the data a while: a checkpoint
         # flushing gigabytes would otherwise share the two cores with the timed calls
         conn.execute("CHECKPOINT")
@@ -535,7 +537,12 @@ def bench_contention(dsn: str, results: dict, seconds: float, clients: int = 8) 
 @click.option("--texts", "n_texts", default=5000, show_default=True, help="texts for the ingest benchmark")
 @click.option("--only", default="ingest,latency,quality,feed,profile,contention", show_default=True)
 @click.option("--seconds", default=20.0, show_default=True, help="how long each contention workload runs")
-def main(dsn: str, items: str, real_items: int, n_texts: int, only: str, seconds: float) -> None:
+@click.option("--users", default=40, show_default=True, help="users whose feeds the feed benchmark reads")
+@click.option("--clusters", default="2,3", show_default=True,
+              help="the fewest and most clusters (topics) a user of the feed benchmark likes")
+def main(dsn: str, items: str, real_items: int, n_texts: int, only: str, seconds: float, users: int,
+         clusters: str) -> None:
+    fewest, most = (int(x) for x in clusters.split(","))
     parts = set(only.split(","))
     results: dict = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "cpus": os.cpu_count()}
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -555,9 +562,9 @@ def main(dsn: str, items: str, real_items: int, n_texts: int, only: str, seconds
         bench_contention(dsn, results, seconds)
     if "feed" in parts:
         if real_items:
-            bench_feed(dsn, real_items, results, real=True)
+            bench_feed(dsn, real_items, results, real=True, users=users, clusters=(fewest, most))
         for n in (int(x) for x in items.split(",")):
-            bench_feed(dsn, n, results)
+            bench_feed(dsn, n, results, users=users, clusters=(fewest, most))
     width = max(map(len, results))
     for key, value in results.items():
         click.echo(f"{key:<{width}}  {value:.3f}" if isinstance(value, float) else f"{key:<{width}}  {value}")
