@@ -74,9 +74,10 @@ class ThresholdSearch:
         self.key = int if self.item_type in INTEGER_KEYS else str
         self.types = [query.vector_type, "float8", "float8", user_type or "text", self.item_type + "[]", "float8",
                       "float8[]", "jsonb", "float8[]", "integer"]
-        # the exact scan sorts only its first rows (a bounded sort), as many as a page usually takes
+        # the exact scan sorts only its first rows (a bounded sort), as many as a page usually takes ($10)
         self.args = [query.profile, query.unit, query.saturation, query.user, list(query.exclude), query.ranked_at,
                      list(query.weights), query.filter, list(query.ceilings), max(query.depth, 2 * query.limit)]
+        self.budget = len(self.args) - 1
         self.after = None if query.after is None else self.rank(*query.after)
         self.lowest = [-1] * self.tiers + [0, 0, float("-inf")]  # the lowest value of each stream's component
         self.bounds = [1.0] * count                              # the last value of each stream's component
@@ -148,7 +149,8 @@ class ThresholdSearch:
             self.plpy.execute(prepared(self.plpy, self.plans, "SELECT set_config('hnsw.ef_search', $1, true)", ["text"]),
                               [str(self.ef_search)])
         if stream == self.exact and self.cursors[stream] is None:
-            # it reads every eligible item: a scan of the store, a hash join, a sort (planned when first opened)
+            # it reads every eligible item: a scan of the store, a hash anti-join (the seen), a sort (planned
+            # when first opened)
             self.plpy.execute(prepared(self.plpy, self.plans, "SELECT set_config('enable_seqscan', 'on', true), "
                                        "set_config('enable_hashjoin', 'on', true), set_config('enable_sort', 'on', true)",
                                        []), [])
@@ -165,7 +167,7 @@ class ThresholdSearch:
     def score(self, rows: list) -> None:
         """Keeps the rows that could be on the page, scored: a row's popularity is at most its tier's."""
         w_similarity, w_freshness, w_popularity = self.q.weights
-        best, kth, ceilings = self.best, self.kth, self.q.ceilings  # (locals: this runs for every row read)
+        best, kth = self.best, self.kth  # (locals: this runs for every row read)
         unknown, new = [], []
         for row in rows:
             item = row["i"]
@@ -173,7 +175,7 @@ class ThresholdSearch:
                 continue
             if row["p"] is not None:
                 new.append((item, row["s"], row["f"], row["p"], row["g"]))
-            elif kth is None or w_similarity * row["s"] + w_freshness * row["f"] + w_popularity * ceilings[row["t"]] >= kth:
+            elif kth is None or self.tier_ceiling_score(row) >= kth:
                 unknown.append(row)
         if unknown:
             plan = prepared(self.plpy, self.plans, self.q.popularity, [self.item_type + "[]", "float8"])
@@ -208,13 +210,13 @@ class ThresholdSearch:
             before, started = self.bounds[stream], self.clock()
             rows = self.fetch(stream)
             self.score(rows)
-            if stream == self.exact and self.ended[stream] and self.read[stream] >= self.args[-1] \
-                    and self.args[-1] < self.q.max_depth \
+            if stream == self.exact and self.ended[stream] and self.read[stream] >= self.args[self.budget] \
+                    and self.args[self.budget] < self.q.max_depth \
                     and (self.kth is None
                          or (self.tier_ceiling_score(rows[-1]) if rows else self.bounds[stream]) >= self.kth):
                 # The rows the bounded sort kept ran out, not the items, and the page is not settled (a later
                 # page, full groups, close scores): sort again, keeping more.
-                self.args[-1], self.read[stream] = min(8 * self.args[-1], self.q.max_depth), 0
+                self.args[self.budget], self.read[stream] = min(8 * self.args[self.budget], self.q.max_depth), 0
                 self.ended[stream], self.cursors[stream] = False, None
             if rows:
                 last = rows[-1]
