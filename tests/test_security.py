@@ -218,6 +218,15 @@ def test_ungranted_roles_read_nothing(conn, make_role):
             stranger.execute("SELECT * FROM pgfeed.work()")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):  # nor grant itself the feed
             stranger.execute("SELECT pgfeed.grant_feed(%s, current_user::regrole)", [feed])
+        # a page after a cursor, a filter: refused before anything is read
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match=f'permission denied for feed "{feed}"'):
+            stranger.execute("SELECT * FROM pgfeed.feed(%s, 1, after => 'v1.x.y', filter => '{}')", [feed])
+        # nor manage it: impressions, settings, weights
+        for call in ("pgfeed.attach_impressions(%s, 'pg_class', 'relowner', 'oid')",
+                     "pgfeed.alter_feed(%s, max_per_group => 1, seen_for => '1 hour')",
+                     "pgfeed.attach_interactions(%s, 'pg_class', 'relowner', 'oid', weight_expression => '1')"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                stranger.execute(f"SELECT {call}", [feed])
         assert stranger.execute("SELECT pgfeed.version()").fetchone()[0] == pgfeed.__version__
 
 
