@@ -216,7 +216,8 @@ def test_like_count_tiers_follow_the_likes(app, conn, app_dsn):
 def test_each_tier_searches_with_a_list_for_its_size(conn):
     """ef_search is for a tier of 500,000 items or more; a smaller tier gets it scaled by the square root of
     its share, not under 40 (nor over the feed's); a tier the planner never counted gets all of it. The most
-    liked tier, whatever its size, gets twice it (at most pgvector's 1,000): a page is mostly its items."""
+    liked tier, a page's most, gets a list of 1% of its items, not under 40 nor over twice the feed's (and
+    twice it if never counted)."""
     post, like, feed = populate_large(conn)
     store = f"pgfeed.item_store_{feed_id(conn, feed)}"
     indexes = dict(conn.execute("SELECT pg_get_expr(i.indpred, i.indrelid), i.indexrelid::regclass::text "
@@ -225,18 +226,22 @@ def test_each_tier_searches_with_a_list_for_its_size(conn):
 
     def expected(tier, size, ef_search):
         if tier == 2:
-            return min(1000, 2 * ef_search)
+            return min(1000, 2 * ef_search) if size < 0 else min(1000, 2 * ef_search, max(40, math.ceil(size / 100)))
         return ef_search if size < 0 else min(ef_search, max(40, math.ceil(ef_search * math.sqrt(size / 500_000))))
 
     with conn.transaction(force_rollback=True):  # the planner's counts, as the tiers of a large store would have
         for sizes in ({"(tier = 0)": 810_000, "(tier = 1)": 81_000, "(tier = 2)": -1},
-                      {"(tier = 0)": -1, "(tier = 1)": 142_000, "(tier = 2)": 46_000}):
+                      {"(tier = 0)": -1, "(tier = 1)": 142_000, "(tier = 2)": 46_532},
+                      {"(tier = 0)": 81_160, "(tier = 1)": 14_238, "(tier = 2)": 4_602},
+                      {"(tier = 0)": 500, "(tier = 1)": 100, "(tier = 2)": 20}):
             for predicate, size in sizes.items():
                 conn.execute("UPDATE pg_class SET reltuples = %s WHERE oid = %s::regclass", [size, indexes[predicate]])
             for ef_search in (200, 1000, 30):
                 got = conn.execute("SELECT pgfeed._tier_ef_search(%s, %s)", [store, ef_search]).fetchone()[0]
                 assert got == [expected(t, sizes[f"(tier = {t})"], ef_search) for t in range(3)]
-        assert conn.execute("SELECT pgfeed._tier_ef_search(%s, 200)", [store]).fetchone()[0] == [200, 107, 400]
+        assert conn.execute("SELECT pgfeed._tier_ef_search(%s, 200)", [store]).fetchone()[0] == [40, 40, 40]
+        conn.execute("UPDATE pg_class SET reltuples = 46532 WHERE oid = %s::regclass", [indexes["(tier = 2)"]])
+        assert conn.execute("SELECT pgfeed._tier_ef_search(%s, 200)", [store]).fetchone()[0] == [40, 40, 400]
 
 
 def test_migrations_bring_a_store_without_tiers_to_three(empty_database):

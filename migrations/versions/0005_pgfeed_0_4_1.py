@@ -1,4 +1,4 @@
-"""pgfeed 0.4.1: the most liked tier searched with twice the feed's HNSW list
+"""pgfeed 0.4.1: the most liked tier searched with a longer HNSW list (1% of its items, up to twice the feed's)
 
 Revision ID: 0005_pgfeed_0_4_1
 Revises: 0004_pgfeed_0_4_0

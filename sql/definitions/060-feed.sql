@@ -52,15 +52,19 @@ AS $$
     -- square root of its size, not under pgvector's default 40. Measured
     -- (bench/README.md): at 81,000 items a list of 60 found what 200 found; at
     -- 810,000, 100 lost one user's feed and 200 did not. Sizes are the
-    -- planner's (reltuples): a tier never counted gets the whole list.
-    -- The most liked tier is the exception: twice the feed's list, whatever
-    -- its size. Its items' popularity lifts them over the others', so a page
-    -- is mostly theirs, and a profile between two interests sent its small
-    -- graph's search astray: at 1M (46,532 items in it), with 160 users'
-    -- profiles, a search at 200 found fewer than half of the tier's 20
-    -- nearest for 12 of them, and 8 feeds' recall@20 was under 0.9 (down to
-    -- 0); at 400 every search found all 20, and no feed was under 0.9.
-    SELECT array_agg(CASE WHEN t = pgfeed._popularity_tiers() - 1 THEN least(1000, 2 * p_ef_search)
+    -- planner's (reltuples): a tier never counted gets the whole list (the
+    -- most liked, twice it).
+    -- The most liked tier is the exception: a list of 1% of its items, up to
+    -- twice the feed's. Its items' popularity lifts them over the others', so
+    -- a page is mostly theirs, and a profile between two interests sent its
+    -- graph's search astray at shorter lists: at 1M (46,532 items in it),
+    -- with 160 users' profiles, a search at 200 found fewer than half of the
+    -- tier's 20 nearest for 12 of them, and 8 feeds' recall@20 was under 0.9
+    -- (down to 0); at 400 every search found all 20, and no feed was under
+    -- 0.9. At 100k (4,602 items) 40 lost no user's item, and 400 cost 1.4 ms.
+    SELECT array_agg(CASE WHEN t = pgfeed._popularity_tiers() - 1
+                          THEN least(1000, 2 * p_ef_search,
+                                     CASE WHEN c.reltuples >= 0 THEN greatest(40, ceil(c.reltuples / 100)) END)::integer
                           WHEN c.reltuples >= 0
                           THEN least(p_ef_search, greatest(40, ceil(p_ef_search * sqrt(c.reltuples / 500000))))::integer
                           ELSE p_ef_search END ORDER BY t)
@@ -69,8 +73,8 @@ AS $$
              ON i.indrelid = p_store::regclass AND pg_get_expr(i.indpred, i.indrelid) = format('(tier = %s)', t)
 $$;
 COMMENT ON FUNCTION pgfeed._tier_ef_search(text, integer) IS
-    'hnsw.ef_search for each like-count tier of an item store: the feed''s, scaled down for smaller tiers, and twice '
-    'it for the most liked';
+    'hnsw.ef_search for each like-count tier of an item store: the feed''s, scaled down for smaller tiers; 1% of the '
+    'most liked tier''s items, up to twice the feed''s';
 
 CREATE OR REPLACE FUNCTION pgfeed._cursor_check_sql(p_payload text, p_feed_id text, p_user text, p_filter text)
 RETURNS text
