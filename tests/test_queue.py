@@ -228,3 +228,52 @@ def test_sync_encoder_failure_commits_the_row_and_queues_the_work(app, conn):
 def test_work_on_an_unknown_feed_is_a_clear_error(conn):
     with pytest.raises(psycopg.errors.UndefinedObject, match='unknown feed "nope"'):
         conn.execute("SELECT * FROM pgfeed.work('nope')")
+
+
+def test_work_and_the_worker_count_the_items_they_keep_as_failed(app, dsn, conn, async_feed):
+    """An item whose text is empty ends failed (kept with its error, not retried): work() and the worker count it
+    as failed, as status() does (0.2.0 to 0.4.1 said failed 0)."""
+    post, _, feed = async_feed
+    rows = [("a", "first"), (None, "no title"), ("", ""), ("b", "second"), ("  ", " ")]
+    app.cursor().executemany(f"INSERT INTO {post} (title, body) VALUES (%s, %s)", rows[:3])
+    blank = sum(1 for title, body in rows[:3] if title is None or body is None or not f"{title} {body}".strip())
+    [(_, claimed, embedded, failed)] = conn.execute("SELECT * FROM pgfeed.work(%s, 64)", [feed]).fetchall()
+    assert (claimed, embedded, failed) == (3, 3 - blank, blank)
+    assert conn.execute("SELECT failed FROM pgfeed.status() WHERE feed = %s", [feed]).fetchone()[0] == blank
+
+    app.cursor().executemany(f"INSERT INTO {post} (title, body) VALUES (%s, %s)", rows[3:])
+    cli = subprocess.run([sys.executable, "-m", "pgfeed", "worker", "--dsn", dsn, "--feed", feed, "--drain", "--quiet"],
+                         capture_output=True, text=True, check=True)
+    assert cli.stdout.startswith("1 embedded, 1 failed")
+    assert conn.execute("SELECT failed FROM pgfeed.status() WHERE feed = %s", [feed]).fetchone()[0] == blank + 1
+
+
+def test_truncate_clears_the_queue(app, conn, async_feed):
+    """TRUNCATE of the content table (Django's flush) leaves no queued work behind (0.2.0 to 0.4.1 did: pending
+    counted rows that no longer existed, and oldest_pending grew)."""
+    post, _, feed = async_feed
+    app.execute(f"INSERT INTO {post} (title, body) SELECT 'post ' || g, 'text ' || g FROM generate_series(1, 5) g")
+    assert queued(conn, feed) == 5
+    app.execute(f"TRUNCATE {post}")
+    assert conn.execute("SELECT count(*) FROM pgfeed.embedding_queue WHERE feed_id = %s",
+                        [feed_id(conn, feed)]).fetchone()[0] == 0
+    assert conn.execute("SELECT items, pending, failed, oldest_pending FROM pgfeed.status() WHERE feed = %s",
+                        [feed]).fetchone() == (0, 0, 0, None)
+    assert conn.execute("SELECT * FROM pgfeed.work(%s, 64)", [feed]).fetchall() == []
+
+
+def test_truncate_leaves_a_workers_batch_to_it(app, dsn, conn, async_feed):
+    """Queued rows a worker holds are not waited for (the worker may be waiting for the table): TRUNCATE goes
+    on, and the worker drops them once it finds their rows gone."""
+    post, _, feed = async_feed
+    app.execute(f"INSERT INTO {post} (title, body) SELECT 'post ' || g, 'text ' || g FROM generate_series(1, 5) g")
+    with psycopg.connect(dsn) as worker:
+        held = worker.execute("SELECT seq FROM pgfeed.embedding_queue WHERE feed_id = %s ORDER BY seq LIMIT 2 "
+                              "FOR UPDATE", [feed_id(conn, feed)]).fetchall()
+        app.execute("SET statement_timeout = '5s'")  # (it would wait for the worker's transaction)
+        app.execute(f"TRUNCATE {post}")
+        app.execute("RESET statement_timeout")
+        worker.rollback()
+    assert queued(conn, feed) == len(held) == 2
+    [(_, claimed, embedded, failed)] = conn.execute("SELECT * FROM pgfeed.work(%s, 64)", [feed]).fetchall()
+    assert (claimed, embedded, failed) == (2, 0, 0) and queued(conn, feed) == 0

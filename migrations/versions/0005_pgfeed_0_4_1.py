@@ -1,4 +1,5 @@
-"""pgfeed 0.4.1: the most liked tier searched with a longer HNSW list (1% of its items, up to twice the feed's)
+"""pgfeed 0.4.1: the most liked tier searched with a longer HNSW list (1% of its items, up to twice the feed's);
+work() and the worker count the items they keep as failed; TRUNCATE of a content table clears its queue
 
 Revision ID: 0005_pgfeed_0_4_1
 Revises: 0004_pgfeed_0_4_0

@@ -794,12 +794,17 @@ SET search_path FROM CURRENT
 AS $$
 BEGIN
     EXECUTE format('DELETE FROM %s', pgfeed._item_store(p_feed_id));
+    -- no row is left to embed; rows a worker holds are left to it (it finds their rows gone, and drops them):
+    -- waiting for them could deadlock with the worker, which waits for the table
+    DELETE FROM pgfeed.embedding_queue q
+     WHERE q.seq IN (SELECT w.seq FROM pgfeed.embedding_queue w WHERE w.feed_id = p_feed_id FOR UPDATE SKIP LOCKED);
     IF (SELECT user_type FROM pgfeed.feed_config WHERE feed_id = p_feed_id) IS NOT NULL THEN
         EXECUTE format('DELETE FROM %s', pgfeed._profile(p_feed_id));  -- no item left to be similar to
     END IF;
 END
 $$;
-COMMENT ON FUNCTION pgfeed._remove_all_items(integer) IS 'empties a feed''s item store (its content table was truncated)';
+COMMENT ON FUNCTION pgfeed._remove_all_items(integer) IS
+    'empties a feed''s item store, and its queue of work (its content table was truncated)';
 
 CREATE OR REPLACE FUNCTION pgfeed._content_source(p_feed pgfeed.feed_config) RETURNS pgfeed.content_source
 LANGUAGE plpgsql STABLE

@@ -61,6 +61,7 @@ DECLARE
     v_done text[];
     v_held text[];
     v_item text;
+    v_kept_failed integer;
 BEGIN
     IF batch IS NULL OR batch < 1 THEN
         RAISE EXCEPTION 'batch must be at least 1, got %', coalesce(batch::text, 'NULL') USING ERRCODE = 'invalid_parameter_value';
@@ -182,6 +183,11 @@ BEGIN
             END LOOP;
         END;
         DELETE FROM pgfeed.embedding_queue q WHERE q.seq = ANY (v_seqs) AND q.item_id = ANY (v_done);
+        -- done but kept as failed (an empty text, a condition that fails on the row) counts as failed too
+        EXECUTE format('SELECT count(*) FROM %s s WHERE s.item_id = ANY ($1::%s[]) AND s.error IS NOT NULL',
+                       pgfeed._item_store(v_feed.feed_id), v_feed.item_type)
+           INTO v_kept_failed USING v_done;
+        failed := failed + v_kept_failed;
         -- Failures kept for the same items are resolved. Pending rows queued
         -- meanwhile stay: they may hold an edit made after the texts were read.
         DELETE FROM pgfeed.embedding_queue q
