@@ -1,6 +1,8 @@
-"""pgfeed.django.feed_queryset against the same server, without a Django project
-(settings.configure, models with an app_label)."""
+"""pgfeed.django against the same server, without a Django project (settings.configure, models with an
+app_label)."""
 
+import subprocess
+import sys
 import uuid
 
 import django
@@ -18,7 +20,7 @@ def models(dsn):
     settings.configure(
         DATABASES={"default": {"ENGINE": "django.db.backends.postgresql", "NAME": params["dbname"],
                                "USER": params["user"], "HOST": params["host"], "PORT": params["port"]}},
-        INSTALLED_APPS=[], USE_TZ=True, DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
+        INSTALLED_APPS=["pgfeed.django"], USE_TZ=True, DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
     )
     django.setup()
     from django.db import connection
@@ -26,10 +28,18 @@ def models(dsn):
 
     suffix = uuid.uuid4().hex[:8]
 
+    class Author(m.Model):
+        name = m.CharField(max_length=100)
+
+        class Meta:
+            app_label = "pgfeed_tests"
+            db_table = f"author_{suffix}"
+
     class Article(m.Model):
         title = m.CharField(max_length=200)
         body = m.TextField()
         created_at = m.DateTimeField(auto_now_add=True)
+        author = m.ForeignKey(Author, null=True, on_delete=m.CASCADE)
 
         class Meta:
             app_label = "pgfeed_tests"
@@ -43,34 +53,145 @@ def models(dsn):
             app_label = "pgfeed_tests"
             db_table = f"article_like_{suffix}"
 
+    class Note(m.Model):
+        id = m.UUIDField(primary_key=True, default=uuid.uuid4)
+        body = m.TextField()
+        created_at = m.DateTimeField(auto_now_add=True)
+
+        class Meta:
+            app_label = "pgfeed_tests"
+            db_table = f"note_{suffix}"
+
     with connection.schema_editor() as editor:
-        editor.create_model(Article)
-        editor.create_model(Like)
-    return Article, Like
+        for model in (Author, Article, Like, Note):
+            editor.create_model(model)
+    return Article, Like, Author, Note
+
+
+def article_feed(conn, Article, Like, **settings):
+    """A feed over the articles and their likes; 12 articles of three topics by two authors, user 5 liked two
+    garden notes (articles 0 and 3)."""
+    from django.db import connection
+
+    feed = fresh("feed")
+    options = "".join(f", {key} => %({key})s" for key in settings)
+    conn.execute(f"SELECT pgfeed.create_feed(%(feed)s, model => %(model)s{options})",
+                 {"feed": feed, "model": HASHING, **settings})
+    conn.execute("SELECT pgfeed.attach_content(%s, %s::regclass, 'id', $$title || ' ' || body$$, 'created_at')",
+                 [feed, Article._meta.db_table])
+    conn.execute("SELECT pgfeed.attach_interactions(%s, %s::regclass, 'user_id', 'article_id')",
+                 [feed, Like._meta.db_table])
+    Author = Article._meta.get_field("author").related_model
+    authors = [Author.objects.create(name=name) for name in ("Ann", "Bob")]
+    articles = [Article.objects.create(title=f"note {i}", body=["garden soil", "bread dough", "tax return"][i % 3],
+                                       author=authors[i % 2]) for i in range(12)]
+    Like.objects.create(user_id=5, article=articles[0])
+    Like.objects.create(user_id=5, article=articles[3])
+    connection.close()  # (the next query sees the feed's settings as committed)
+    return feed, articles
 
 
 def test_feed_queryset_is_the_feed_as_model_instances(models, conn):
     from pgfeed.django import feed_queryset
 
-    Article, Like = models
-    feed = fresh("feed")
-    conn.execute("SELECT pgfeed.create_feed(%s, model => %s)", [feed, HASHING])
-    conn.execute("SELECT pgfeed.attach_content(%s, %s::regclass, 'id', $$title || ' ' || body$$, 'created_at')",
-                 [feed, Article._meta.db_table])
-    conn.execute("SELECT pgfeed.attach_interactions(%s, %s::regclass, 'user_id', 'article_id')",
-                 [feed, Like._meta.db_table])
-    articles = [Article.objects.create(title=f"note {i}", body=["garden soil", "bread dough", "tax return"][i % 3])
-                for i in range(12)]
-    Like.objects.create(user_id=5, article=articles[0])
-    Like.objects.create(user_id=5, article=articles[3])
-
+    Article, Like, _, _ = models
+    feed, articles = article_feed(conn, Article, Like)
     expected = pgfeed.feed(conn, feed, 5, limit=6, exclude=[articles[6].pk])
     result = list(feed_queryset(Article, feed, 5, limit=6, exclude=[articles[6]]))
     assert [a.pk for a in result] == [i.item_id for i in expected]
+    assert [a.rank for a in result] == list(range(1, 7))
     assert all(isinstance(a, Article) and a.title.startswith("note") for a in result)
     for article, item in zip(result, expected, strict=True):  # two transactions: freshness moved on a little
         assert (article.similarity, article.popularity) == pytest.approx((item.similarity, item.popularity))
         assert (article.score, article.freshness) == pytest.approx((item.score, item.freshness), abs=1e-3)
         assert int(article.because) == item.because and item.because in (articles[0].pk, articles[3].pk)
     assert result[0].body == "garden soil"  # the user liked garden notes
-    assert len(list(feed_queryset(Article, feed, None))) == 12  # cold start, nothing seen
+    after = result[-1].cursor  # the next page, as pgfeed.feed() gives it after that cursor
+    assert [a.pk for a in feed_queryset(Article, feed, 5, limit=3, after=after)] == \
+        [item.item_id for item in pgfeed.feed(conn, feed, 5, limit=3, after=after)]
+    assert len(list(feed_queryset(Article, feed, None, limit=100))) == Article.objects.count()  # cold start
+
+
+def test_feed_queryset_is_a_queryset(models, conn):
+    """What 0.2.0's RawQuerySet refused: count, filter, values, only, first, slicing, select_related, use as a
+    subquery; and a page with its authors is two queries."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from pgfeed.django import feed_queryset
+
+    Article, Like, Author, _ = models
+    feed, articles = article_feed(conn, Article, Like, weight_freshness=0)
+    order = [item.item_id for item in pgfeed.feed(conn, feed, 5, limit=8)]
+    page = feed_queryset(Article, feed, 5, limit=8)
+    assert page.count() == len(page) == 8
+    assert [a.pk for a in page[2:5]] == order[2:5] and page.first().pk == order[0]
+    assert list(page.values_list("pk", flat=True)) == order
+    by_ann = [pk for pk in order if Article.objects.get(pk=pk).author.name == "Ann"]
+    assert list(page.filter(author__name="Ann").values_list("pk", flat=True)) == by_ann
+    assert [row["rank"] for row in page.values("rank")] == list(range(1, 9))
+    assert set(Article.objects.filter(pk__in=page).values_list("pk", flat=True)) == set(order)
+    only = page.only("title")[0]
+    assert only.get_deferred_fields() >= {"body"} and only.score == page[0].score
+
+    with CaptureQueriesContext(connection) as queries:
+        rows = [(a.pk, a.author.name, a.score) for a in feed_queryset(Article.objects.select_related("author"), feed,
+                                                                       5, limit=8)]
+    assert len(queries) == 2
+    assert [pk for pk, _, _ in rows] == order
+    assert all(name == Article.objects.get(pk=pk).author.name for pk, name, _ in rows)
+
+
+def test_feed_queryset_of_uuid_keys(models, conn):
+    from pgfeed.django import feed_queryset
+
+    _, _, _, Note = models
+    feed = fresh("feed")
+    conn.execute("SELECT pgfeed.create_feed(%s, model => %s)", [feed, HASHING])
+    conn.execute("SELECT pgfeed.attach_content(%s, %s::regclass, 'id', 'body', 'created_at')", [feed, Note._meta.db_table])
+    notes = [Note.objects.create(body=f"note {i}") for i in range(5)]
+    page = feed_queryset(Note, feed, None, limit=3)
+    assert [n.pk for n in page] == [item.item_id for item in pgfeed.feed(conn, feed, None, limit=3)]
+    assert {n.pk for n in page} <= {n.pk for n in notes} and all(isinstance(n.pk, uuid.UUID) for n in page)
+
+
+def test_feed_paginator_pages_through_the_feed_by_its_cursors(models, conn):
+    """Pages of 4 make the one ranking (every article the user did not like), each page two queries; the last
+    says it is."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from pgfeed.django import FeedPaginator
+
+    Article, Like, _, _ = models
+    feed, _ = article_feed(conn, Article, Like, weight_freshness=0)  # (time-free: pages and one call agree)
+    whole = [item.item_id for item in pgfeed.feed(conn, feed, 5, limit=100)]
+    assert len(whole) == Article.objects.count() - Like.objects.filter(user_id=5).count() >= 10
+    paginator = FeedPaginator(Article.objects.select_related("author"), feed, 5, per_page=4)
+    seen, after, sizes = [], None, []
+    while True:
+        with CaptureQueriesContext(connection) as queries:
+            page = paginator.page(after)
+            names = [a.author.name for a in page]
+        assert len(queries) == 2 and len(names) == len(page)
+        seen += [a.pk for a in page]
+        sizes.append(len(page))
+        if not page.has_next():
+            break
+        assert page.next_cursor == page[-1].cursor
+        after = page.next_cursor
+    assert seen == whole and sizes == [4] * (len(whole) // 4) + [len(whole) % 4] * (len(whole) % 4 > 0)
+    assert page.next_cursor is None
+    with pytest.raises(ValueError, match="per_page must be at least 1"):
+        FeedPaginator(Article, feed, 5, per_page=0)
+
+
+def test_the_app_starts_without_a_database():
+    """INSTALLED_APPS = ["pgfeed.django"] touches no database at start-up: manage.py runs before pgfeed is
+    installed, or with the database down."""
+    code = ("import django; from django.conf import settings; "
+            "settings.configure(INSTALLED_APPS=['pgfeed.django'], DATABASES={'default': {"
+            "'ENGINE': 'django.db.backends.postgresql', 'NAME': 'nowhere', 'HOST': '127.0.0.1', 'PORT': '1'}}); "
+            "django.setup(); from django.apps import apps; print(apps.get_app_config('pgfeed').name)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "pgfeed.django"
