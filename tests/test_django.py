@@ -195,3 +195,48 @@ def test_the_app_starts_without_a_database():
             "django.setup(); from django.apps import apps; print(apps.get_app_config('pgfeed').name)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "pgfeed.django"
+
+
+def test_manage_py_pgfeed_runs_the_cli_on_a_databases_alias(models, conn, capsys):
+    """status (--json, exit code 1 when a feed has failed items), retry, worker and reembed, connected with the
+    settings of a DATABASES alias."""
+    import json
+
+    from django.core.management import CommandError, call_command
+    from django.db import connections
+    from psycopg.conninfo import conninfo_to_dict
+
+    from pgfeed.django.management.commands.pgfeed import conninfo
+
+    Article, Like, _, _ = models
+    settings_dict = connections["default"].settings_dict
+    assert {key: conninfo_to_dict(conninfo("default"))[key] for key in ("dbname", "user", "host", "port")} == \
+        {"dbname": settings_dict["NAME"], "user": settings_dict["USER"], "host": settings_dict["HOST"],
+         "port": str(settings_dict["PORT"])}
+
+    feed, _ = article_feed(conn, Article, Like)
+    Article.objects.create(title="", body="")  # an empty text: kept as failed
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exited:
+        call_command("pgfeed", "status", "--json")
+    assert exited.value.code == 1
+    [row] = [row for row in json.loads(capsys.readouterr().out) if row["feed"] == feed]
+    assert (row["items"], row["embedded"], row["failed"]) == (Article.objects.count(), Article.objects.count() - 1, 1)
+
+    call_command("pgfeed", "retry", feed)
+    assert capsys.readouterr().out.startswith("1 items queued again")
+    call_command("pgfeed", "worker", "--feed", feed, "--drain", "--quiet")
+    assert capsys.readouterr().out.startswith("0 embedded, 1 failed")
+    call_command("pgfeed", "reembed", feed, "--force", "--quiet")
+    assert capsys.readouterr().out.startswith(f"{Article.objects.count() - 1} items embedded")
+
+    with pytest.raises(CommandError, match="No such command 'nope'"):
+        call_command("pgfeed", "nope")
+    with pytest.raises(CommandError, match="no database alias 'elsewhere'"):
+        call_command("pgfeed", "status", database="elsewhere")
+    with pytest.raises(CommandError, match="no database alias 'replica'"):
+        call_command("pgfeed", "worker", "--drain", "--database", "replica")
+    with pytest.raises(CommandError, match="no database alias 'replica'"):
+        call_command("pgfeed", "worker", "--database=replica", "--drain")
+    with pytest.raises(CommandError, match='unknown feed "missing"'):
+        call_command("pgfeed", "retry", "missing")

@@ -305,7 +305,7 @@ def test_a_broken_tenant_stops_no_other_feed_and_catches_up_once_repaired(conn, 
     assert problem.format(post=broken_post) in status[broken]["problem"]
     assert "detach" in status[broken]["problem"]
     shown = run_cli(dsn, "status")
-    assert shown.returncode == 0 and "Traceback" not in shown.stderr and broken in shown.stdout
+    assert shown.returncode == 1 and "Traceback" not in shown.stderr and broken in shown.stdout  # 1: a problem
 
     conn.execute(repair.format(post=broken_post, like=broken_like, feed=broken))
     conn.execute(f"UPDATE {broken_post} SET body = 'now readable' WHERE id = 1001")
@@ -327,7 +327,7 @@ def test_a_dropped_table_breaks_only_its_feed(conn, dsn):
         in status[gone]["problem"]
     assert status[healthy]["problem"] is None and status[healthy]["items"] == 5
     shown = run_cli(dsn, "status")
-    assert shown.returncode == 0 and "Traceback" not in shown.stderr
+    assert shown.returncode == 1 and "Traceback" not in shown.stderr  # 1: a problem
     conn.execute(f"SELECT pgfeed.detach(%s, {oid})", [gone])  # the fix the problem names
     assert {row["feed"]: row for row in pgfeed.status(conn)}[gone]["problem"] is None
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from datetime import timedelta
+
 import click
 import psycopg
 from tqdm import tqdm
@@ -68,17 +71,27 @@ def _install(dsn: str, python_path: str | None) -> None:
 
 @main.command()
 @dsn_option
-def status(dsn: str) -> None:
+@click.option("--json", "as_json", is_flag=True, help="a JSON array of objects, one a feed (oldest_pending in seconds)")
+@click.pass_context
+def status(ctx: click.Context, dsn: str, as_json: bool) -> None:
     """One line a feed you may read: mode, model (and the one being switched to), items, embedded, pending,
     failed, oldest pending, interactions, profiles, profiles and like counts a worker has yet to store, and the
-    problem that keeps it from following its tables."""
+    problem that keeps it from following its tables. Exits with 1 if any feed has failed items or a problem
+    (for monitoring)."""
     columns = ["feed", "mode", "model", "switching_to", "items", "embedded", "pending", "failed", "oldest_pending",
                "interactions", "profiles", "profiles_pending", "counts_pending", "problem"]
     with connection(dsn) as conn:
-        rows = [["" if row[c] is None else str(row[c]) for c in columns] for row in pgfeed.status(conn)]
-    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
-    for line in [columns, *rows]:
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
+        feeds = pgfeed.status(conn)
+    if as_json:
+        click.echo(json.dumps([{c: row[c].total_seconds() if isinstance(row[c], timedelta) else row[c] for c in columns}
+                               for row in feeds], indent=2))
+    else:
+        rows = [["" if row[c] is None else str(row[c]) for c in columns] for row in feeds]
+        widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
+        for line in [columns, *rows]:
+            click.echo("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
+    if any(row["failed"] or row["problem"] for row in feeds):
+        ctx.exit(1)
 
 
 @main.command()
