@@ -240,3 +240,35 @@ def test_manage_py_pgfeed_runs_the_cli_on_a_databases_alias(models, conn, capsys
         call_command("pgfeed", "worker", "--database=replica", "--drain")
     with pytest.raises(CommandError, match='unknown feed "missing"'):
         call_command("pgfeed", "retry", "missing")
+
+
+def test_drain_embeds_the_queue_inside_the_test_transaction(models, conn):
+    """An async feed in a TestCase: the queued posts are embedded (and the like counted) by drain() inside the
+    test's transaction, so the feed shows them; the rollback takes everything back."""
+    from django.db import transaction
+
+    from pgfeed.django import feed_queryset
+    from pgfeed.django.testing import drain
+
+    Article, Like, _, _ = models
+    feed, _ = article_feed(conn, Article, Like, mode="async")
+    drain(feed)  # the fixture's articles
+    before, shown_before = Article.objects.count(), len(feed_queryset(Article, feed, None, limit=200))
+
+    class Rollback(Exception):
+        pass
+
+    with pytest.raises(Rollback), transaction.atomic():
+        new = [Article.objects.create(title=f"fresh {i}", body="compost heap") for i in range(3)]
+        Like.objects.create(user_id=77, article=new[0])
+        assert {a.pk for a in feed_queryset(Article, feed, None, limit=200)} & {a.pk for a in new} == set()
+        totals = drain(feed)
+        assert (totals.embedded, totals.failed) == (3, 0)
+        shown = {a.pk for a in feed_queryset(Article, feed, None, limit=200)}
+        assert {a.pk for a in new} <= shown and len(shown) == shown_before + 3
+        [liked] = [a for a in feed_queryset(Article, feed, None, limit=200) if a.pk == new[0].pk]
+        assert liked.popularity > 0  # the like counted
+        raise Rollback
+    assert Article.objects.count() == before
+    assert conn.execute("SELECT count(*) FROM pgfeed.embedding_queue WHERE feed_id = "
+                        "(SELECT feed_id FROM pgfeed.feed_config WHERE name = %s)", [feed]).fetchone()[0] == 0

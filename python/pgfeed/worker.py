@@ -31,6 +31,14 @@ class Totals:
     embedded: int = 0
     failed: int = 0
 
+    def add(self, row: tuple) -> None:
+        """A row of pgfeed.work(): (feed, claimed, embedded, failed)."""
+        _, claimed, embedded, failed = row
+        self.batches += 1
+        self.claimed += claimed
+        self.embedded += embedded
+        self.failed += failed
+
 
 class _Stop:
     """Turns the first SIGTERM/SIGINT into a request to stop after the batch."""
@@ -75,12 +83,9 @@ def run(
         try:
             while not stop.requested:
                 rows = conn.execute("SELECT * FROM pgfeed.work(%s, %s)", [feed, batch]).fetchall()
-                for _, claimed, embedded, failed in rows:
-                    totals.batches += 1
-                    totals.claimed += claimed
-                    totals.embedded += embedded
-                    totals.failed += failed
-                    bar.update(claimed)
+                for row in rows:
+                    totals.add(row)
+                    bar.update(row[1])
                     bar.set_postfix(embedded=totals.embedded, failed=totals.failed, refresh=False)
                 if rows:
                     continue
