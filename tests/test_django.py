@@ -272,3 +272,34 @@ def test_drain_embeds_the_queue_inside_the_test_transaction(models, conn):
     assert Article.objects.count() == before
     assert conn.execute("SELECT count(*) FROM pgfeed.embedding_queue WHERE feed_id = "
                         "(SELECT feed_id FROM pgfeed.feed_config WHERE name = %s)", [feed]).fetchone()[0] == 0
+
+
+def test_system_checks_warn_of_sync_feeds_on_closed_connections_and_a_version_mismatch(models, conn):
+    from django.core.checks import run_checks
+    from django.db import connections
+
+    Article, Like, _, _ = models
+    feed, _ = article_feed(conn, Article, Like)  # sync
+    settings_dict = connections["default"].settings_dict
+
+    def ids(**changes):
+        saved = {key: settings_dict.get(key) for key in changes}
+        settings_dict.update(changes)
+        try:
+            return {m.id: m for m in run_checks(databases=["default"]) if m.id.startswith("pgfeed.")}
+        finally:
+            settings_dict.update(saved)
+
+    found = ids(CONN_MAX_AGE=0)
+    assert set(found) == {"pgfeed.W001"} and feed in found["pgfeed.W001"].msg
+    assert "CONN_MAX_AGE" in found["pgfeed.W001"].hint and "mode => 'async'" in found["pgfeed.W001"].hint
+    assert ids(CONN_MAX_AGE=600) == {}
+    assert not [m for m in run_checks() if m.id.startswith("pgfeed.")]  # (no database asked for)
+
+    conn.execute("UPDATE pgfeed.setting SET value = '0.0.1' WHERE name = 'version'")
+    try:
+        found = ids(CONN_MAX_AGE=600)
+    finally:
+        conn.execute("UPDATE pgfeed.setting SET value = %s WHERE name = 'version'", [pgfeed.__version__])
+    assert set(found) == {"pgfeed.E002"}
+    assert "pgfeed 0.0.1" in found["pgfeed.E002"].msg and pgfeed.__version__ in found["pgfeed.E002"].msg

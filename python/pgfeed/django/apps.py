@@ -8,3 +8,6 @@ class PgfeedConfig(AppConfig):
     name = "pgfeed.django"
     label = "pgfeed"
     verbose_name = "pgfeed"
+
+    def ready(self) -> None:
+        from pgfeed.django import checks  # noqa: F401 (registers the system checks)
