@@ -206,7 +206,7 @@ def test_manage_py_pgfeed_runs_the_cli_on_a_databases_alias(models, conn, capsys
     from django.db import connections
     from psycopg.conninfo import conninfo_to_dict
 
-    from pgfeed.django.management.commands.pgfeed import conninfo
+    from pgfeed.django.database import conninfo
 
     Article, Like, _, _ = models
     settings_dict = connections["default"].settings_dict
@@ -303,3 +303,117 @@ def test_system_checks_warn_of_sync_feeds_on_closed_connections_and_a_version_mi
         conn.execute("UPDATE pgfeed.setting SET value = %s WHERE name = 'version'", [pgfeed.__version__])
     assert set(found) == {"pgfeed.E002"}
     assert "pgfeed 0.0.1" in found["pgfeed.E002"].msg and pgfeed.__version__ in found["pgfeed.E002"].msg
+
+
+def test_migration_operations_set_up_and_take_down_a_feed(models, conn):
+    """The operations resolve models and fields from the migration state (a foreign key's name gives its column),
+    attach as the SQL would, and go back in reverse: detached, dropped; pgfeed itself stays."""
+    from django.db import connection
+    from django.db.migrations.state import ModelState, ProjectState
+
+    from pgfeed.django.operations import AlterFeed, AttachContent, AttachInteractions, CreateFeed, DropFeed, InstallPgfeed
+
+    Article, Like, Author, _ = models
+    state = ProjectState()
+    for model in (Author, Article, Like):
+        state.add_model(ModelState.from_model(model))
+    feed = fresh("feed")
+    author = Author.objects.create(name="Cy")
+    for i in range(4):
+        Article.objects.create(title=f"by Cy {i}", body="orchard pruning", author=author)
+    Like.objects.create(user_id=9, article=Article.objects.filter(author=author).first())
+    operations = [
+        InstallPgfeed(),
+        CreateFeed(feed, model=HASHING, weight_freshness=0.1),
+        AttachContent(feed, model="pgfeed_tests.Article", text=["title", "body"], created_at="created_at",
+                      condition={"author": author.pk}, filter_columns=["author"], group_column="author"),
+        AttachInteractions(feed, model="pgfeed_tests.Like", user="user_id", item="article"),
+        AlterFeed(feed, reverse={"max_per_group": 0}, max_per_group=2),
+    ]
+    for operation in operations:  # what a migration file holds is what it rebuilds
+        name, args, kwargs = operation.deconstruct()
+        assert type(operation)(*args, **kwargs).deconstruct() == (name, args, kwargs)
+    with connection.schema_editor() as editor:
+        for operation in operations:
+            operation.database_forwards("pgfeed_tests", editor, state, state)
+
+    text, condition, filters, group = conn.execute(
+        "SELECT s.text_expression, s.condition, s.filter_columns, s.group_column FROM pgfeed.content_source s "
+        "JOIN pgfeed.feed_config f USING (feed_id) WHERE f.name = %s", [feed]).fetchone()
+    assert text == """concat_ws(' ', "title", "body")""" and condition == f'"author_id" = {author.pk}'
+    assert (filters, group) == (["author_id"], "author_id")
+    assert conn.execute("SELECT user_column, item_column FROM pgfeed.interaction_source s JOIN pgfeed.feed_config f "
+                        "USING (feed_id) WHERE f.name = %s", [feed]).fetchone() == ("user_id", "article_id")
+    assert conn.execute("SELECT weight_freshness, max_per_group FROM pgfeed.feed_config WHERE name = %s",
+                        [feed]).fetchone() == (0.1, 2)
+    items = {item.item_id for item in pgfeed.feed(conn, feed, 9, limit=50)}
+    liked = set(Like.objects.filter(user_id=9).values_list("article_id", flat=True))
+    eligible = set(Article.objects.filter(author=author).values_list("pk", flat=True)) - liked
+    assert items < eligible and len(eligible) == 3 and len(items) == 2  # one author: max_per_group 2 a page
+
+    with connection.schema_editor() as editor:
+        for operation in reversed(operations):
+            operation.database_backwards("pgfeed_tests", editor, state, state)
+    assert conn.execute("SELECT count(*) FROM pgfeed.feed_config WHERE name = %s", [feed]).fetchone()[0] == 0
+    assert conn.execute("SELECT pgfeed.version()").fetchone()[0] == pgfeed.__version__
+    assert not DropFeed(feed).reversible and AlterFeed(feed, mode="async").reversible is False
+    with pytest.raises(TypeError, match="unknown settings \\['colour'\\]"):
+        CreateFeed(feed, colour="blue")
+
+
+def test_install_pgfeed_as_a_role_that_is_not_a_superuser(models, conn, app_dsn):
+    """Installed at this version: nothing to do, so a migrating role that is not a superuser goes on. Otherwise it
+    says what a superuser runs once."""
+    from django.db import connections
+    from psycopg.conninfo import conninfo_to_dict
+
+    from pgfeed.django.operations import InstallPgfeed
+
+    connections.settings["app"] = {**connections.settings["default"], "USER": conninfo_to_dict(app_dsn)["user"]}
+    try:
+        with connections["app"].schema_editor() as editor:
+            InstallPgfeed().database_forwards("pgfeed_tests", editor, None, None)
+        conn.execute("UPDATE pgfeed.setting SET value = '0.0.1' WHERE name = 'version'")
+        try:
+            with pytest.raises(pgfeed.InstallError) as error, connections["app"].schema_editor() as editor:
+                InstallPgfeed().database_forwards("pgfeed_tests", editor, None, None)
+        finally:
+            conn.execute("UPDATE pgfeed.setting SET value = %s WHERE name = 'version'", [pgfeed.__version__])
+    finally:
+        connections["app"].close()
+        del connections.settings["app"]
+    message = str(error.value)
+    assert f"pgfeed {pgfeed.__version__} is not installed in this database (0.0.1)" in message
+    dsn = conninfo_to_dict(message.split("pgfeed install --dsn ")[1].split("  -- ")[0].strip("'"))
+    assert dsn["user"] == "postgres" and dsn["dbname"] == conninfo_to_dict(app_dsn)["dbname"] and "password" not in dsn
+
+
+def test_attach_impressions_operation(models, conn):
+    """AttachImpressions attaches a table of what was shown as impressions (weight 0), and detaches it reversed."""
+    from django.db import connection
+    from django.db.migrations.state import ModelState, ProjectState
+
+    from pgfeed.django.operations import AttachContent, AttachImpressions, CreateFeed
+
+    Article, Like, Author, _ = models
+    state = ProjectState()
+    for model in (Author, Article, Like):
+        state.add_model(ModelState.from_model(model))
+    feed = fresh("feed")
+    operations = [CreateFeed(feed, model=HASHING),
+                  AttachContent(feed, model="pgfeed_tests.Article", text="title", created_at="created_at"),
+                  AttachImpressions(feed, model="pgfeed_tests.Like", user="user_id", item="article")]
+    name, args, kwargs = operations[2].deconstruct()
+    assert (name, args, kwargs) == ("AttachImpressions", [feed], {"model": "pgfeed_tests.Like", "user": "user_id",
+                                                                  "item": "article"})
+    with connection.schema_editor() as editor:
+        for operation in operations:
+            operation.database_forwards("pgfeed_tests", editor, state, state)
+    sources = "SELECT weight, item_column FROM pgfeed.interaction_source JOIN pgfeed.feed_config USING (feed_id) WHERE name = %s"
+    assert conn.execute(sources, [feed]).fetchall() == [(0.0, "article_id")]
+    shown = set(Like.objects.filter(user_id=5).values_list("article_id", flat=True))
+    assert not shown & {item.item_id for item in pgfeed.feed(conn, feed, 5, limit=200)}  # hidden: shown before
+    with connection.schema_editor() as editor:
+        operations[2].database_backwards("pgfeed_tests", editor, state, state)
+    assert conn.execute(sources, [feed]).fetchall() == []
+    assert shown <= {item.item_id for item in pgfeed.feed(conn, feed, 5, limit=200)}

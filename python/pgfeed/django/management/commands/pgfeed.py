@@ -12,20 +12,11 @@ import os
 import sys
 
 import click
-import psycopg
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS, connections
-from psycopg.conninfo import make_conninfo
 
 from pgfeed.cli import main
-
-
-def conninfo(alias: str) -> str:
-    """A libpq connection string for a DATABASES alias: the parameters Django's backend would connect with
-    (OPTIONS included), less those that are Django's or psycopg's own."""
-    keywords = {option.keyword.decode() for option in psycopg.pq.Conninfo.get_defaults()}
-    params = connections[alias].get_connection_params()
-    return make_conninfo(**{key: value for key, value in params.items() if key in keywords and value not in (None, "")})
+from pgfeed.django.database import conninfo
 
 
 def database_option(database: str, arguments: list[str]) -> tuple[str, list[str]]:

@@ -1,0 +1,272 @@
+"""Migration operations: pgfeed set up by ``migrate``, in the test database Django creates too.
+
+    from pgfeed.django.operations import AttachContent, AttachInteractions, CreateFeed, InstallPgfeed
+
+    operations = [
+        InstallPgfeed(),
+        CreateFeed("posts", mode="async"),
+        AttachContent("posts", model="blog.Post", text=["title", "body"], created_at="created_at",
+                      condition={"status": "published"}, filter_columns=["lang"], group_column="author"),
+        AttachInteractions("posts", model="blog.Like", user="user", item="post", created_at="created_at"),
+    ]
+
+Names are the models' and fields' (``user`` is the column ``user_id``), resolved from the migration state, so
+that a migration keeps meaning what it meant when it was written. pgfeed keeps its own catalog: these operations
+change no model state. Like pgfeed's SQL functions they need a superuser (InstallPgfeed says what to run once
+if the migrating role is not one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.db.migrations.operations.base import Operation
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+import pgfeed
+from pgfeed.django.database import conninfo
+
+# create_feed's settings, and alter_feed's
+FEED_SETTINGS = {"model", "weight_similarity", "weight_freshness", "weight_popularity", "profile_size", "freshness_unit",
+                 "popularity_saturation", "mode", "max_per_group", "exact_max_items", "seen_for"}
+ALTER_SETTINGS = FEED_SETTINGS | {"max_attempts", "search_depth", "search_max_depth", "ef_search"}
+
+
+def call(function: str, positional: Sequence[Any], named: dict[str, Any]) -> tuple[str, list]:
+    """SQL that calls pgfeed.<function> with positional and named arguments (None ones left out), and its params;
+    the second positional one is a table (regclass) for the attach functions."""
+    named = {key: value for key, value in named.items() if value is not None}
+    arguments = [f"%s{'::regclass' if function.startswith('attach') and i == 1 else ''}" for i in range(len(positional))]
+    arguments += [f"{key} => %s" for key in named]
+    return f"SELECT pgfeed.{function}({', '.join(arguments)})", [*positional, *named.values()]
+
+
+def column(model, field: str) -> str:
+    """A field's column: Django's name for it (``user``), or the column itself (``user_id``)."""
+    return model._meta.get_field(field).column
+
+
+class PgfeedOperation(Operation):
+    reduces_to_sql = True  # (sqlmigrate shows the calls)
+
+    def state_forwards(self, app_label, state) -> None:
+        """pgfeed's catalog is the database's: no model changes."""
+
+    def run(self, schema_editor, statement: tuple[str, list]) -> None:
+        schema_editor.execute(*statement)
+
+
+class InstallPgfeed(PgfeedOperation):
+    """Installs pgfeed, or upgrades it to this package's version; nothing if that version is installed, so a role
+    that is not a superuser migrates once a superuser has installed it. Reversing it leaves pgfeed in place (other
+    apps' feeds live in it) unless ``uninstall=True``."""
+
+    reduces_to_sql = False
+
+    def __init__(self, uninstall: bool = False) -> None:
+        self.uninstall = uninstall
+
+    def deconstruct(self):
+        return self.__class__.__name__, [], {"uninstall": True} if self.uninstall else {}
+
+    def describe(self) -> str:
+        return f"Install pgfeed {pgfeed.__version__}"
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        with schema_editor.connection.cursor() as cursor:
+            cursor.execute("SELECT CASE WHEN to_regprocedure('pgfeed.version()') IS NOT NULL THEN pgfeed.version() END, "
+                           "(SELECT rolsuper FROM pg_roles WHERE rolname = current_user)")
+            installed, superuser = cursor.fetchone()
+        if installed == pgfeed.__version__:
+            return
+        if not superuser:
+            raise pgfeed.InstallError(
+                f"pgfeed {pgfeed.__version__} is not installed in this database ({installed or 'none is'}), and "
+                f"installing needs a superuser; one runs, once: "
+                f"pgfeed install --dsn {conninfo_for_superuser(schema_editor.connection)!r}  -- then migrate again")
+        pgfeed.install(schema_editor.connection.connection)
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        if self.uninstall:
+            pgfeed.uninstall(schema_editor.connection.connection)
+
+
+def conninfo_for_superuser(connection) -> str:
+    """The migrating connection's libpq string, with the usual superuser's name and no password."""
+    params = conninfo_to_dict(conninfo(connection.alias))
+    params.pop("password", None)
+    params["user"] = "postgres"
+    return make_conninfo(**params)
+
+
+class CreateFeed(PgfeedOperation):
+    """pgfeed.create_feed(name, **settings); reversed: pgfeed.drop_feed(name)."""
+
+    def __init__(self, name: str, **settings: Any) -> None:
+        unknown = set(settings) - FEED_SETTINGS
+        if unknown:
+            raise TypeError(f"CreateFeed: unknown settings {sorted(unknown)}; create_feed takes {sorted(FEED_SETTINGS)}")
+        self.name, self.settings = name, settings
+
+    def deconstruct(self):
+        return self.__class__.__name__, [self.name], self.settings
+
+    def describe(self) -> str:
+        return f"Create feed {self.name}"
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        self.run(schema_editor, call("create_feed", [self.name], self.settings))
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        self.run(schema_editor, call("drop_feed", [self.name], {}))
+
+
+class AlterFeed(PgfeedOperation):
+    """pgfeed.alter_feed(name, **settings); reversible if ``reverse`` gives the settings to go back to."""
+
+    def __init__(self, name: str, reverse: dict | None = None, **settings: Any) -> None:
+        unknown = (set(settings) | set(reverse or {})) - ALTER_SETTINGS
+        if unknown:
+            raise TypeError(f"AlterFeed: unknown settings {sorted(unknown)}; alter_feed takes {sorted(ALTER_SETTINGS)}")
+        self.name, self.reverse, self.settings = name, reverse, settings
+        self.reversible = reverse is not None
+
+    def deconstruct(self):
+        return self.__class__.__name__, [self.name], {**self.settings, **({"reverse": self.reverse} if self.reverse else {})}
+
+    def describe(self) -> str:
+        return f"Alter feed {self.name}"
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        self.run(schema_editor, call("alter_feed", [self.name], self.settings))
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        self.run(schema_editor, call("alter_feed", [self.name], self.reverse))
+
+
+class DropFeed(PgfeedOperation):
+    """pgfeed.drop_feed(name): its triggers and data go, the tables stay. Not reversible (the vectors are gone)."""
+
+    reversible = False
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def deconstruct(self):
+        return self.__class__.__name__, [self.name], {}
+
+    def describe(self) -> str:
+        return f"Drop feed {self.name}"
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        self.run(schema_editor, call("drop_feed", [self.name], {}))
+
+
+class Attach(PgfeedOperation):
+    """What the attach operations share: a model of the migration state, detached when reversed."""
+
+    required: tuple[str, ...] = ()  # the keyword arguments a migration file always spells out
+    optional: tuple[str, ...] = ()  # those it spells out when given
+
+    def __init__(self, feed: str, model: str) -> None:
+        self.feed, self.model = feed, model
+
+    def deconstruct(self):
+        kwargs = {"model": self.model, **{key: getattr(self, key) for key in self.required}}
+        kwargs.update({key: getattr(self, key) for key in self.optional if getattr(self, key) is not None})
+        if not self.backfill:
+            kwargs["backfill"] = False
+        return self.__class__.__name__, [self.feed], kwargs
+
+    def model_of(self, state):
+        return state.apps.get_model(self.model)
+
+    def table(self, schema_editor, model) -> str:
+        return schema_editor.quote_name(model._meta.db_table)
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        model = self.model_of(from_state)
+        self.run(schema_editor, ("SELECT pgfeed.detach(%s, %s::regclass)", [self.feed, self.table(schema_editor, model)]))
+
+
+def sql_literal(value: Any) -> str:
+    return sql.Literal(value).as_string()
+
+
+class AttachContent(Attach):
+    """pgfeed.attach_content over a model: ``text`` a list of fields (joined with spaces, NULLs skipped) or an SQL
+    expression; ``condition`` a dict of fields and values (ANDed equalities) or an SQL expression;
+    ``filter_columns`` and ``group_column`` fields. Reversed: detached."""
+
+    required = ("text", "created_at")
+    optional = ("condition", "filter_columns", "group_column")
+
+    def __init__(self, feed: str, model: str, text: Sequence[str] | str, created_at: str,
+                 condition: dict[str, Any] | str | None = None, filter_columns: Sequence[str] | None = None,
+                 group_column: str | None = None, backfill: bool = True) -> None:
+        super().__init__(feed, model)
+        self.text, self.created_at, self.condition = text, created_at, condition
+        self.filter_columns, self.group_column, self.backfill = filter_columns, group_column, backfill
+
+    def describe(self) -> str:
+        return f"Attach {self.model} to feed {self.feed}"
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        model = self.model_of(to_state)
+        quote = schema_editor.quote_name
+        text = self.text if isinstance(self.text, str) else \
+            f"concat_ws(' ', {', '.join(quote(column(model, f)) for f in self.text)})"
+        condition = self.condition
+        if isinstance(condition, dict):
+            condition = " AND ".join(f"{quote(column(model, f))} = {sql_literal(v)}" if v is not None
+                                     else f"{quote(column(model, f))} IS NULL" for f, v in condition.items())
+        self.run(schema_editor, call(
+            "attach_content", [self.feed, self.table(schema_editor, model), model._meta.pk.column, text,
+                               column(model, self.created_at)],
+            {"condition": condition, "backfill": self.backfill,
+             "filter_columns": None if self.filter_columns is None else [column(model, f) for f in self.filter_columns],
+             "group_column": None if self.group_column is None else column(model, self.group_column)}))
+
+
+class AttachInteractions(Attach):
+    """pgfeed.attach_interactions over a model of likes: ``user`` and ``item`` fields (a foreign key's name
+    gives its column), ``weight`` or ``weight_expression`` (SQL over a row). Reversed: detached."""
+
+    function = "attach_interactions"
+    required = ("user", "item")
+    optional = ("created_at", "weight", "weight_expression")
+
+    def __init__(self, feed: str, model: str, user: str, item: str, created_at: str | None = None,
+                 weight: float | None = None, weight_expression: str | None = None, backfill: bool = True) -> None:
+        super().__init__(feed, model)
+        self.user, self.item, self.created_at, self.backfill = user, item, created_at, backfill
+        self.weight, self.weight_expression = weight, weight_expression
+
+    def describe(self) -> str:
+        return f"Attach {self.model} to feed {self.feed} ({self.function})"
+
+    def options(self, model) -> dict[str, Any]:
+        return {"weight": self.weight, "weight_expression": self.weight_expression}
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        model = self.model_of(to_state)
+        self.run(schema_editor, call(
+            self.function, [self.feed, self.table(schema_editor, model), column(model, self.user), column(model, self.item)],
+            {"created_at_column": None if self.created_at is None else column(model, self.created_at),
+             "backfill": self.backfill, **self.options(model)}))
+
+
+class AttachImpressions(AttachInteractions):
+    """pgfeed.attach_impressions over a model of what was shown to whom: ``user``, ``item``, ``created_at``
+    fields. Reversed: detached."""
+
+    function = "attach_impressions"
+
+    def __init__(self, feed: str, model: str, user: str, item: str, created_at: str | None = None,
+                 backfill: bool = True) -> None:
+        super().__init__(feed, model, user, item, created_at, backfill=backfill)
+
+    def options(self, model) -> dict[str, Any]:
+        return {}
