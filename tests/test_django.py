@@ -357,7 +357,7 @@ def test_migration_operations_set_up_and_take_down_a_feed(models, conn):
     assert conn.execute("SELECT count(*) FROM pgfeed.feed_config WHERE name = %s", [feed]).fetchone()[0] == 0
     assert conn.execute("SELECT pgfeed.version()").fetchone()[0] == pgfeed.__version__
     assert not DropFeed(feed).reversible and AlterFeed(feed, mode="async").reversible is False
-    with pytest.raises(TypeError, match="unknown settings \\['colour'\\]"):
+    with pytest.raises(TypeError, match="unknown settings \\[.colour.\\]"):
         CreateFeed(feed, colour="blue")
 
 

@@ -26,21 +26,8 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 import pgfeed
+from pgfeed.calls import ALTER_SETTINGS, FEED_SETTINGS, call, check_settings
 from pgfeed.django.database import conninfo
-
-# create_feed's settings, and alter_feed's
-FEED_SETTINGS = {"model", "weight_similarity", "weight_freshness", "weight_popularity", "profile_size", "freshness_unit",
-                 "popularity_saturation", "mode", "max_per_group", "exact_max_items", "seen_for"}
-ALTER_SETTINGS = FEED_SETTINGS | {"max_attempts", "search_depth", "search_max_depth", "ef_search"}
-
-
-def call(function: str, positional: Sequence[Any], named: dict[str, Any]) -> tuple[str, list]:
-    """SQL that calls pgfeed.<function> with positional and named arguments (None ones left out), and its params;
-    the second positional one is a table (regclass) for the attach functions."""
-    named = {key: value for key, value in named.items() if value is not None}
-    arguments = [f"%s{'::regclass' if function.startswith('attach') and i == 1 else ''}" for i in range(len(positional))]
-    arguments += [f"{key} => %s" for key in named]
-    return f"SELECT pgfeed.{function}({', '.join(arguments)})", [*positional, *named.values()]
 
 
 def column(model, field: str) -> str:
@@ -105,9 +92,7 @@ class CreateFeed(PgfeedOperation):
     """pgfeed.create_feed(name, **settings); reversed: pgfeed.drop_feed(name)."""
 
     def __init__(self, name: str, **settings: Any) -> None:
-        unknown = set(settings) - FEED_SETTINGS
-        if unknown:
-            raise TypeError(f"CreateFeed: unknown settings {sorted(unknown)}; create_feed takes {sorted(FEED_SETTINGS)}")
+        check_settings("CreateFeed", settings, FEED_SETTINGS)
         self.name, self.settings = name, settings
 
     def deconstruct(self):
@@ -127,9 +112,7 @@ class AlterFeed(PgfeedOperation):
     """pgfeed.alter_feed(name, **settings); reversible if ``reverse`` gives the settings to go back to."""
 
     def __init__(self, name: str, reverse: dict | None = None, **settings: Any) -> None:
-        unknown = (set(settings) | set(reverse or {})) - ALTER_SETTINGS
-        if unknown:
-            raise TypeError(f"AlterFeed: unknown settings {sorted(unknown)}; alter_feed takes {sorted(ALTER_SETTINGS)}")
+        check_settings("AlterFeed", {**settings, **(reverse or {})}, ALTER_SETTINGS)
         self.name, self.reverse, self.settings = name, reverse, settings
         self.reversible = reverse is not None
 
@@ -188,7 +171,7 @@ class Attach(PgfeedOperation):
 
     def database_backwards(self, app_label, schema_editor, from_state, to_state) -> None:
         model = self.model_of(from_state)
-        self.run(schema_editor, ("SELECT pgfeed.detach(%s, %s::regclass)", [self.feed, self.table(schema_editor, model)]))
+        self.run(schema_editor, call("detach", [self.feed, self.table(schema_editor, model)], {}))
 
 
 def sql_literal(value: Any) -> str:
