@@ -417,3 +417,47 @@ def test_attach_impressions_operation(models, conn):
         operations[2].database_backwards("pgfeed_tests", editor, state, state)
     assert conn.execute(sources, [feed]).fetchall() == []
     assert shown <= {item.item_id for item in pgfeed.feed(conn, feed, 5, limit=200)}
+
+
+def test_a_field_a_feed_reads_renamed_is_an_error_until_a_migration_attaches_it_again(models, conn, monkeypatch):
+    from django.apps import apps
+    from django.core.checks import run_checks
+    from django.db import models as m
+    from django.db.migrations.executor import MigrationExecutor
+
+    from pgfeed.django.operations import Detach
+
+    Article, Like, Author, _ = models
+    feed, _ = article_feed(conn, Article, Like)  # reads title and body
+
+    class ArticleRenamed(m.Model):  # the model after RenameField("body", "content"), before migrate
+        title = m.CharField(max_length=200)
+        content = m.TextField()
+        created_at = m.DateTimeField()
+        author = m.ForeignKey(Author, null=True, on_delete=m.CASCADE)
+
+        class Meta:
+            app_label = "pgfeed_tests"
+            db_table = Article._meta.db_table
+
+    def errors():
+        return [m for m in run_checks(databases=["default"]) if m.id == "pgfeed.E001" and f"'{feed}'" in m.msg]
+
+    # (the test's models as the models of an installed app: settings.configure() cannot install their app)
+    monkeypatch.setattr(apps, "get_models", lambda *args, **kwargs: list(apps.all_models["pgfeed_tests"].values()))
+    try:
+        [error] = errors()
+        assert "column 'body'" in error.msg and error.obj is ArticleRenamed
+        assert f"Detach('{feed}', model='pgfeed_tests.ArticleRenamed'), then AttachContent('{feed}'" in error.hint
+
+        class Pending:  # a migration not applied yet that attaches the feed again
+            operations = [Detach(feed, model="pgfeed_tests.ArticleRenamed")]
+
+        monkeypatch.setattr(MigrationExecutor, "migration_plan", lambda self, targets, clean_start=False: [(Pending, False)])
+        assert errors() == []
+    finally:
+        monkeypatch.undo()
+        del apps.all_models["pgfeed_tests"]["articlerenamed"]
+        apps.clear_cache()
+    monkeypatch.setattr(apps, "get_models", lambda *args, **kwargs: list(apps.all_models["pgfeed_tests"].values()))
+    assert errors() == []  # the model as it is reads fine

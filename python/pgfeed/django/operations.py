@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from django.db.migrations.exceptions import IrreversibleError
 from django.db.migrations.operations.base import Operation
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -172,6 +173,27 @@ class Attach(PgfeedOperation):
     def database_backwards(self, app_label, schema_editor, from_state, to_state) -> None:
         model = self.model_of(from_state)
         self.run(schema_editor, call("detach", [self.feed, self.table(schema_editor, model)], {}))
+
+
+class Detach(Attach):
+    """pgfeed.detach(feed, the model's table): its triggers and pgfeed's data of it go. With an attach operation
+    after it, the fix for a renamed or removed field a feed reads (pgfeed.E001). Not reversible."""
+
+    reversible = False
+
+    def __init__(self, feed: str, model: str) -> None:
+        super().__init__(feed, model)
+        self.backfill = True  # (nothing to spell out)
+
+    def describe(self) -> str:
+        return f"Detach {self.model} from feed {self.feed}"
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        model = self.model_of(from_state)
+        self.run(schema_editor, call("detach", [self.feed, self.table(schema_editor, model)], {}))
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        raise IrreversibleError(f"{self.describe()} cannot be reversed: attach it again")
 
 
 def sql_literal(value: Any) -> str:
