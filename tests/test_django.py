@@ -461,3 +461,35 @@ def test_a_field_a_feed_reads_renamed_is_an_error_until_a_migration_attaches_it_
         apps.clear_cache()
     monkeypatch.setattr(apps, "get_models", lambda *args, **kwargs: list(apps.all_models["pgfeed_tests"].values()))
     assert errors() == []  # the model as it is reads fine
+
+
+def test_attach_content_conditions_from_q_objects_select_what_the_orm_selects(models, conn):
+    """A Q condition becomes SQL that keeps the rows Django's own filter with that Q keeps."""
+    from django.db import connection
+    from django.db.migrations.state import ModelState, ProjectState
+    from django.db.models import Q
+
+    from pgfeed.django.operations import AttachContent, CreateFeed
+
+    Article, Like, Author, _ = models
+    state = ProjectState()
+    for model in (Author, Article, Like):
+        state.add_model(ModelState.from_model(model))
+    author = Author.objects.create(name="Di")
+    for i in range(3):
+        Article.objects.create(title=f"by Di {i}", body="hedge laying", author=author)
+    Article.objects.create(title="nobody's", body="it's a quote", author=None)
+    for q in (Q(author=author), Q(title__in=["by Di 1", "nobody's"]) | Q(author__isnull=True),
+              ~Q(title="by Di 0") & Q(author=author.pk), Q(pk__gte=Article.objects.filter(author=author).first().pk)):
+        feed = fresh("feed")
+        with connection.schema_editor() as editor:
+            for operation in (CreateFeed(feed, model=HASHING),
+                              AttachContent(feed, model="pgfeed_tests.Article", text=["title", "body"],
+                                            created_at="created_at", condition=q)):
+                operation.database_forwards("pgfeed_tests", editor, state, state)
+        expected = {a.pk for a in Article.objects.filter(q) if f"{a.title} {a.body}".strip()}
+        assert {item.item_id for item in pgfeed.feed(conn, feed, None, limit=500)} == expected, q
+    with pytest.raises(ValueError, match="lookup 'author__name' is not one pgfeed translates"), \
+            connection.schema_editor() as editor:
+        AttachContent(feed, model="pgfeed_tests.Article", text=["title"], created_at="created_at",
+                      condition=Q(author__name="Di")).database_forwards("pgfeed_tests", editor, state, state)

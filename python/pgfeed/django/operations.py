@@ -23,6 +23,7 @@ from typing import Any
 
 from django.db.migrations.exceptions import IrreversibleError
 from django.db.migrations.operations.base import Operation
+from django.db.models import Q
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
@@ -32,8 +33,8 @@ from pgfeed.django.database import conninfo
 
 
 def column(model, field: str) -> str:
-    """A field's column: Django's name for it (``user``), or the column itself (``user_id``)."""
-    return model._meta.get_field(field).column
+    """A field's column: Django's name for it (``user``, ``pk``), or the column itself (``user_id``)."""
+    return (model._meta.pk if field == "pk" else model._meta.get_field(field)).column
 
 
 class PgfeedOperation(Operation):
@@ -200,16 +201,46 @@ def sql_literal(value: Any) -> str:
     return sql.Literal(value).as_string()
 
 
+# the lookups a condition may use, as SQL (with a literal of the value)
+LOOKUPS = {"exact": "=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+
+
+def condition_sql(model, q: Q, quote) -> str:
+    """A Q object of lookups on the model's own fields (exact, gt, gte, lt, lte, in, isnull; joined with &, | and
+    ~) as the SQL condition pgfeed evaluates over a row, values as literals."""
+    parts = []
+    for child in q.children:
+        if isinstance(child, Q):
+            parts.append(f"({condition_sql(model, child, quote)})")
+            continue
+        lookup, value = child
+        field, _, kind = lookup.partition("__")
+        name = quote(column(model, field))
+        value = getattr(value, "pk", value)
+        if kind in ("", *LOOKUPS) and value is not None:
+            parts.append(f"{name} {LOOKUPS[kind or 'exact']} {sql_literal(value)}")
+        elif kind in ("", "exact", "isnull"):
+            parts.append(f"{name} IS {'' if value or kind != 'isnull' else 'NOT '}NULL")
+        elif kind == "in":
+            parts.append(f"{name} IN ({', '.join(sql_literal(getattr(v, 'pk', v)) for v in value)})")
+        else:
+            raise ValueError(f"condition: lookup {lookup!r} is not one pgfeed translates (exact, gt, gte, lt, lte, in, "
+                             "isnull on the model's own fields); write the condition in SQL instead")
+    sql_text = f" {q.connector} ".join(parts)
+    return f"NOT ({sql_text})" if q.negated else sql_text
+
+
 class AttachContent(Attach):
     """pgfeed.attach_content over a model: ``text`` a list of fields (joined with spaces, NULLs skipped) or an SQL
-    expression; ``condition`` a dict of fields and values (ANDed equalities) or an SQL expression;
+    expression; ``condition`` a Q object (``Q(status="published")``), a dict of fields and values (ANDed
+    equalities) or an SQL expression;
     ``filter_columns`` and ``group_column`` fields. Reversed: detached."""
 
     required = ("text", "created_at")
     optional = ("condition", "filter_columns", "group_column")
 
     def __init__(self, feed: str, model: str, text: Sequence[str] | str, created_at: str,
-                 condition: dict[str, Any] | str | None = None, filter_columns: Sequence[str] | None = None,
+                 condition: Q | dict[str, Any] | str | None = None, filter_columns: Sequence[str] | None = None,
                  group_column: str | None = None, backfill: bool = True) -> None:
         super().__init__(feed, model)
         self.text, self.created_at, self.condition = text, created_at, condition
@@ -223,10 +254,8 @@ class AttachContent(Attach):
         quote = schema_editor.quote_name
         text = self.text if isinstance(self.text, str) else \
             f"concat_ws(' ', {', '.join(quote(column(model, f)) for f in self.text)})"
-        condition = self.condition
-        if isinstance(condition, dict):
-            condition = " AND ".join(f"{quote(column(model, f))} = {sql_literal(v)}" if v is not None
-                                     else f"{quote(column(model, f))} IS NULL" for f, v in condition.items())
+        condition = self.condition if isinstance(self.condition, str | None) else \
+            condition_sql(model, Q(**self.condition) if isinstance(self.condition, dict) else self.condition, quote)
         self.run(schema_editor, call(
             "attach_content", [self.feed, self.table(schema_editor, model), model._meta.pk.column, text,
                                column(model, self.created_at)],
