@@ -6,7 +6,7 @@
         InstallPgfeed(),
         CreateFeed("posts", mode="async"),
         AttachContent("posts", model="blog.Post", text=["title", "body"], created_at="created_at",
-                      condition={"status": "published"}, filter_columns=["lang"], group_column="author"),
+                      condition=Q(status="published"), filter_columns=["lang"], group_column="author"),
         AttachInteractions("posts", model="blog.Like", user="user", item="post", created_at="created_at"),
     ]
 
@@ -154,6 +154,7 @@ class Attach(PgfeedOperation):
 
     required: tuple[str, ...] = ()  # the keyword arguments a migration file always spells out
     optional: tuple[str, ...] = ()  # those it spells out when given
+    backfill = True
 
     def __init__(self, feed: str, model: str) -> None:
         self.feed, self.model = feed, model
@@ -171,9 +172,11 @@ class Attach(PgfeedOperation):
     def table(self, schema_editor, model) -> str:
         return schema_editor.quote_name(model._meta.db_table)
 
+    def detach(self, schema_editor, state) -> None:
+        self.run(schema_editor, call("detach", [self.feed, self.table(schema_editor, self.model_of(state))], {}))
+
     def database_backwards(self, app_label, schema_editor, from_state, to_state) -> None:
-        model = self.model_of(from_state)
-        self.run(schema_editor, call("detach", [self.feed, self.table(schema_editor, model)], {}))
+        self.detach(schema_editor, from_state)
 
 
 class Detach(Attach):
@@ -182,16 +185,11 @@ class Detach(Attach):
 
     reversible = False
 
-    def __init__(self, feed: str, model: str) -> None:
-        super().__init__(feed, model)
-        self.backfill = True  # (nothing to spell out)
-
     def describe(self) -> str:
         return f"Detach {self.model} from feed {self.feed}"
 
     def database_forwards(self, app_label, schema_editor, from_state, to_state) -> None:
-        model = self.model_of(from_state)
-        self.run(schema_editor, call("detach", [self.feed, self.table(schema_editor, model)], {}))
+        self.detach(schema_editor, from_state)
 
     def database_backwards(self, app_label, schema_editor, from_state, to_state) -> None:
         raise IrreversibleError(f"{self.describe()} cannot be reversed: attach it again")
@@ -281,7 +279,7 @@ class AttachInteractions(Attach):
     def describe(self) -> str:
         return f"Attach {self.model} to feed {self.feed} ({self.function})"
 
-    def options(self, model) -> dict[str, Any]:
+    def options(self) -> dict[str, Any]:
         return {"weight": self.weight, "weight_expression": self.weight_expression}
 
     def database_forwards(self, app_label, schema_editor, from_state, to_state) -> None:
@@ -289,7 +287,7 @@ class AttachInteractions(Attach):
         self.run(schema_editor, call(
             self.function, [self.feed, self.table(schema_editor, model), column(model, self.user), column(model, self.item)],
             {"created_at_column": None if self.created_at is None else column(model, self.created_at),
-             "backfill": self.backfill, **self.options(model)}))
+             "backfill": self.backfill, **self.options()}))
 
 
 class AttachImpressions(AttachInteractions):
@@ -302,5 +300,5 @@ class AttachImpressions(AttachInteractions):
                  backfill: bool = True) -> None:
         super().__init__(feed, model, user, item, created_at, backfill=backfill)
 
-    def options(self, model) -> dict[str, Any]:
+    def options(self) -> dict[str, Any]:
         return {}
