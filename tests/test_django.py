@@ -5,24 +5,16 @@ import subprocess
 import sys
 import uuid
 
-import django
 import pytest
-from django.conf import settings
-from psycopg.conninfo import conninfo_to_dict
 
 import pgfeed
 from conftest import HASHING, fresh
+from django_settings import configure
 
 
 @pytest.fixture(scope="module")
 def models(dsn):
-    params = conninfo_to_dict(dsn)
-    settings.configure(
-        DATABASES={"default": {"ENGINE": "django.db.backends.postgresql", "NAME": params["dbname"],
-                               "USER": params["user"], "HOST": params["host"], "PORT": params["port"]}},
-        INSTALLED_APPS=["pgfeed.django"], USE_TZ=True, DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
-    )
-    django.setup()
+    configure(dsn)
     from django.db import connection
     from django.db import models as m
 
