@@ -1,8 +1,11 @@
 -- Runs last on every install. Managing feeds (create, alter, attach, grant,
--- detach, drop, reembed, retry) stays with superusers. Every role may call
--- the read calls, which are SECURITY INVOKER: what a role reads is what
--- pgfeed.grant_feed gave it (row-level security on pgfeed's catalog, SELECT
--- on a feed's tables). A worker role that is not a superuser needs:
+-- detach, drop, reembed, retry) is for superusers and the roles they let
+-- (pgfeed.grant_admin): every role may call those functions, which check
+-- who calls them first (pgfeed._admin). Every role may call the read calls,
+-- which are SECURITY INVOKER: what a role reads is what pgfeed.grant_feed
+-- gave it (row-level security on pgfeed's catalog, SELECT on a feed's
+-- tables). A worker role that is neither a superuser nor a feed
+-- administrator needs:
 -- GRANT EXECUTE ON FUNCTION pgfeed.work(text, integer), pgfeed.queued(text) TO worker_role.
 -- SECURITY.md says why each SECURITY DEFINER function is safe.
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA pgfeed FROM PUBLIC;
@@ -57,3 +60,23 @@ GRANT EXECUTE ON FUNCTION
     pgfeed._python_init(),
     pgfeed._python_path()
 TO PUBLIC;
+-- The set-up functions: each finds out who calls it and what that role may do.
+GRANT EXECUTE ON FUNCTION
+    pgfeed._caller(),
+    pgfeed.create_feed(text, text, float8, float8, float8, integer, interval, float8, text, integer, integer, interval,
+                       text),
+    pgfeed.alter_feed(text, text, float8, float8, float8, integer, interval, float8, integer, integer, integer, integer,
+                      text, integer, integer, interval, text),
+    pgfeed.detach(text, regclass, text),
+    pgfeed.drop_feed(text, text),
+    pgfeed.grant_feed(text, regrole, text),
+    pgfeed.revoke_feed(text, regrole, text),
+    pgfeed.attach_content(text, regclass, name, text, name, text, boolean, name[], name, text),
+    pgfeed.attach_interactions(text, regclass, name, name, float8, name, boolean, text, text),
+    pgfeed.attach_impressions(text, regclass, name, name, name, boolean, text),
+    pgfeed.reembed(text, boolean, text),
+    pgfeed.reembed_batch(text, integer, boolean, boolean, text),
+    pgfeed.retry(text, text)
+TO PUBLIC;
+-- feed administrators run workers (grants that a function made anew lost)
+SELECT pgfeed._grant_admin_rights(r.oid::regrole) FROM pgfeed.feed_admin a JOIN pg_roles r ON r.oid = a.admin;

@@ -6,7 +6,7 @@ and read feeds with :func:`feed` (or ``SELECT * FROM pgfeed.feed(...)``).
 
 from importlib import import_module
 
-__version__ = "0.4.1"
+__version__ = "0.5.0"
 
 # The public names load their modules when first used: the server's PL/Python
 # imports pgfeed's own modules (pgfeed.topk on every new connection's first

@@ -46,14 +46,17 @@ def main() -> None:
 @click.option("--python-path", default=None,
               help="where the server's PL/Python imports pgfeed from (default: the path set before, else this "
                    "environment's site-packages)")
+@click.option("--feed-admin", "feed_admins", multiple=True, metavar="ROLE",
+              help="let this role create feeds, manage its own and attach its own tables (repeatable): an "
+                   "application that migrates as a role that is not a superuser")
 @click.option("--show", is_flag=True, help="print what is installed and set, and change nothing")
-def install(dsn: str, python_path: str | None, show: bool) -> None:
+def install(dsn: str, python_path: str | None, feed_admins: tuple[str, ...], show: bool) -> None:
     """Install pgfeed in a database, or upgrade it. Safe to re-run: settings not given are kept."""
     if show:
         for name, value in installer.settings(dsn).items():
             click.echo(f"{name}: {value}")
         return
-    _install(dsn, python_path)
+    _install(dsn, python_path, feed_admins)
 
 
 @main.command()
@@ -64,9 +67,10 @@ def upgrade(dsn: str, python_path: str | None) -> None:
     _install(dsn, python_path)
 
 
-def _install(dsn: str, python_path: str | None) -> None:
-    pgfeed.install(dsn, python_path=python_path)
-    click.echo(f"pgfeed {pgfeed.__version__} installed; python_path: {installer.settings(dsn)['python_path']}")
+def _install(dsn: str, python_path: str | None, feed_admins: tuple[str, ...] = ()) -> None:
+    pgfeed.install(dsn, python_path=python_path, feed_admins=feed_admins)
+    click.echo(f"pgfeed {pgfeed.__version__} installed; python_path: {installer.settings(dsn)['python_path']}"
+               + "".join(f"; {role} may manage feeds" for role in feed_admins))
 
 
 @main.command()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sysconfig
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -34,7 +35,7 @@ def default_python_path() -> str:
     return os.pathsep.join(dict.fromkeys([paths["purelib"], paths["platlib"]]))
 
 
-def install(conn_or_dsn: ConnOrDsn, *, python_path: str | None = None) -> None:
+def install(conn_or_dsn: ConnOrDsn, *, python_path: str | None = None, feed_admins: Sequence[str] = ()) -> None:
     """Install or upgrade pgfeed in a database. Idempotent.
 
     ``python_path`` is where the server's PL/Python finds the ``pgfeed`` package
@@ -42,6 +43,10 @@ def install(conn_or_dsn: ConnOrDsn, *, python_path: str | None = None) -> None:
     it, an upgrade keeps the path already set, and a first install takes this
     interpreter's site-packages. The server must be able to import pgfeed from
     there: otherwise nothing is changed and the error says why.
+
+    ``feed_admins`` are roles let create and manage their own feeds
+    (``pgfeed.grant_admin``): a project that migrates as a role that is not a
+    superuser.
     """
     sql = bundle_dir()
     with connection(conn_or_dsn) as conn, conn.transaction():
@@ -77,6 +82,8 @@ def install(conn_or_dsn: ConnOrDsn, *, python_path: str | None = None) -> None:
             _execute_file(conn, path, vector_schema)
         _execute_file(conn, sql / "privileges.sql", vector_schema)
         _check_server_import(conn)
+        for role in feed_admins:
+            conn.execute("SELECT pgfeed.grant_admin(%s::regrole)", [role])
         # the caller's transaction (alembic's, say) goes on with its own search_path
         conn.execute("SELECT set_config('search_path', %s, true)", [caller_search_path])
 

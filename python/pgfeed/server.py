@@ -59,6 +59,10 @@ def dimensions(model: str) -> int:
     return encoders.dimensions(model)
 
 
+def packaged(model: str) -> bool:
+    return encoders.packaged(model)
+
+
 def encoder_stats(gd: MutableMapping[str, Any]) -> list[tuple]:
     return [
         (model, entry["calls"], entry["texts"], entry["load_seconds"])

@@ -68,13 +68,13 @@ BEGIN
     IF pgfeed._feed_exists(p_name) THEN
         RAISE EXCEPTION 'permission denied for feed "%"', p_name
             USING ERRCODE = 'insufficient_privilege',
-                  HINT = format('a superuser grants it with SELECT pgfeed.grant_feed(%L, %L)', p_name, current_user);
+                  HINT = format('its owner or a superuser grants it with SELECT pgfeed.grant_feed(%L, %L)', p_name, current_user);
     END IF;
     RAISE EXCEPTION 'unknown feed "%"', p_name
         USING ERRCODE = 'undefined_object',
               HINT = coalesce('feeds you may read: ' || (SELECT string_agg(name, ', ' ORDER BY name) FROM pgfeed.feed_config),
                               'no feed is granted to you')
-                     || format('; a superuser creates it with SELECT pgfeed.create_feed(%L)', p_name);
+                     || format('; create it with SELECT pgfeed.create_feed(%L)', p_name);
 END
 $$;
 COMMENT ON FUNCTION pgfeed._feed(text) IS
@@ -218,7 +218,8 @@ END
 $$;
 COMMENT ON FUNCTION pgfeed._key_column(regclass, name, text) IS 'the key kind of a key column, or an error saying why it cannot be a key';
 
-CREATE OR REPLACE FUNCTION pgfeed._expression_columns(p_table regclass, p_expression text, p_type regtype, p_what text)
+CREATE OR REPLACE FUNCTION pgfeed._expression_columns(p_table regclass, p_expression text, p_type regtype, p_what text,
+                                                      p_pure boolean)
 RETURNS smallint[]
 LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
@@ -274,6 +275,29 @@ BEGIN
            AND (p.provolatile = 'v' OR p.proname LIKE '%\_to\_xml%')
          LIMIT 1))
       INTO v_foreign;
+    -- A feed owner who is not a superuser (p_pure) may use only what computes
+    -- a value from the row alone, so that it does the same with anyone's
+    -- rights: no subquery (the catalogs), no current_user or setting, no
+    -- function that reads more than its arguments (pgfeed._pure_stable).
+    IF p_pure AND v_foreign IS NULL THEN
+        SELECT coalesce((
+            SELECT CASE m[1] WHEN 'SUBLINK' THEN 'a subquery'
+                             WHEN 'SQLVALUEFUNCTION' THEN 'current_user, current_date or the like'
+                             ELSE 'an aggregate, window function or sequence' END
+              FROM pg_rewrite w
+             CROSS JOIN LATERAL regexp_matches(w.ev_action::text,
+                                               '\{(SUBLINK|SQLVALUEFUNCTION|AGGREF|WINDOWFUNC|GROUPINGFUNC|NEXTVALUEEXPR)\M', 'g') AS m
+             WHERE w.ev_class = ('pg_temp.' || quote_ident(v_view))::regclass
+             LIMIT 1), (
+            SELECT format('function %s, which reads more than its arguments', p.oid::regprocedure)
+              FROM pg_rewrite w
+             CROSS JOIN LATERAL regexp_matches(w.ev_action::text, ':(?:funcid|opfuncid) (\d+)', 'g') AS m
+              JOIN pg_proc p ON p.oid = m[1]::oid
+             WHERE w.ev_class = ('pg_temp.' || quote_ident(v_view))::regclass
+               AND p.provolatile <> 'i' AND NOT pgfeed._pure_stable(p.proname)
+             LIMIT 1))
+          INTO v_foreign;
+    END IF;
     IF v_foreign IS NOT NULL THEN
         EXECUTE format('DROP VIEW pg_temp.%I', v_view);
         RAISE EXCEPTION '% expression % uses %', p_what, quote_literal(p_expression), v_foreign
@@ -290,9 +314,24 @@ BEGIN
     RETURN coalesce(v_columns, '{}');
 END
 $$;
-COMMENT ON FUNCTION pgfeed._expression_columns(regclass, text, regtype, text) IS
-    'checks that an expression is valid SQL of a type over a table''s rows that uses only what is built in, without '
-    'running it; returns the columns it reads';
+COMMENT ON FUNCTION pgfeed._expression_columns(regclass, text, regtype, text, boolean) IS
+    'checks that an expression is valid SQL of a type over a table''s rows that uses only what is built in (pure: '
+    'and computes from the row alone), without running it; returns the columns it reads';
+
+CREATE OR REPLACE FUNCTION pgfeed._pure_stable(p_function name) RETURNS boolean
+LANGUAGE sql IMMUTABLE STRICT
+SET search_path FROM CURRENT
+AS $$
+    -- Built-in functions marked STABLE only because the output of their
+    -- arguments' types, or the time zone, is a setting: they read nothing else.
+    SELECT p_function IN ('concat', 'concat_ws', 'format', 'anytextcat', 'textanycat', 'to_char', 'array_to_string',
+                          'to_json', 'to_jsonb', 'json_build_object', 'jsonb_build_object', 'json_build_array',
+                          'jsonb_build_array', 'date_part', 'extract', 'date_trunc', 'timezone', 'date', 'timestamp',
+                          'timestamptz', 'to_timestamp', 'to_date')
+           OR p_function ~ '^(date|timestamp|timestamptz)_(eq|ne|lt|le|gt|ge|cmp|pl|mi)(_|$)'
+$$;
+COMMENT ON FUNCTION pgfeed._pure_stable(name) IS
+    'whether a built-in STABLE function computes from its arguments alone (and the session''s time zone and formats)';
 
 CREATE OR REPLACE FUNCTION pgfeed._require_built_in_columns(p_table regclass, p_watched jsonb, p_feed text) RETURNS void
 LANGUAGE plpgsql STABLE

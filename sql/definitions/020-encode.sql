@@ -17,7 +17,7 @@ if "allowed" not in SD:
         "SELECT EXISTS (SELECT FROM pgfeed.feed_config WHERE $1 IN (model, next_model)) AS ok", ["text"])
 if not plpy.execute(SD["allowed"], [p_model])[0]["ok"]:
     plpy.error(f'model "{p_model}" is not used by any feed granted to you',
-               hint="pass the model of a feed you may read (pgfeed.status() lists them); a superuser grants a "
+               hint="pass the model of a feed you may read (pgfeed.status() lists them); its owner or a superuser grants a "
                     "feed with SELECT pgfeed.grant_feed(feed, role)", sqlstate="42501")
 threads = plpy.execute("SELECT current_setting('pgfeed.encoder_threads', true) AS n")[0]["n"]
 return GD["pgfeed"].encode(GD, p_texts, p_model, threads)
@@ -35,6 +35,17 @@ return GD["pgfeed"].dimensions(p_model)
 $python$;
 COMMENT ON FUNCTION pgfeed._model_dimensions(text) IS
     'the dimension of a model''s vectors, or an error saying how to make the model available';
+
+CREATE OR REPLACE FUNCTION pgfeed._packaged_model(p_model text) RETURNS boolean
+LANGUAGE plpython3u IMMUTABLE STRICT
+SET search_path FROM CURRENT
+AS $python$
+if "pgfeed" not in GD:
+    plpy.execute("SELECT pgfeed._python_init()")
+return GD["pgfeed"].packaged(p_model)
+$python$;
+COMMENT ON FUNCTION pgfeed._packaged_model(text) IS
+    'whether a model spec names a packaged model or its variant (weights pgfeed ships; no code or path of anyone''s)';
 
 CREATE OR REPLACE FUNCTION pgfeed.encoder_stats()
 RETURNS TABLE (model text, calls bigint, texts bigint, load_seconds float8)

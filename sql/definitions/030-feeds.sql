@@ -1,4 +1,207 @@
--- Feeds: creating and dropping them, and detaching the tables they watch.
+-- Feeds: who manages them; creating and dropping them, and detaching the
+-- tables they watch.
+
+-- Superusers manage every feed. A role a superuser let create feeds
+-- (pgfeed.grant_admin) manages the feeds it created, attaches only tables it
+-- owns, names only the packaged models and those a superuser allowed, and
+-- writes only expressions that compute from the row alone (SECURITY.md,
+-- "Feed owners"). The set-up functions are SECURITY DEFINER, and their last
+-- argument, _caller, says who called them: its default, pgfeed._caller(), is
+-- evaluated as the caller, before the function takes pgfeed's rights, and
+-- makes a temporary table that the caller owns; pgfeed._caller_role reads
+-- its owner and drops it. Nothing else tells a SECURITY DEFINER function who
+-- called it: session_user and the role setting name someone else inside
+-- another role's function, and inside an index expression a VACUUM runs.
+CREATE OR REPLACE FUNCTION pgfeed._caller() RETURNS text
+LANGUAGE plpgsql VOLATILE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_proof text := 'pgfeed_caller_' || md5(random()::text || clock_timestamp()::text);
+BEGIN
+    EXECUTE format('CREATE TEMPORARY TABLE pg_temp.%I () ON COMMIT DROP', v_proof);
+    RETURN v_proof;
+EXCEPTION WHEN insufficient_privilege THEN
+    RAISE EXCEPTION 'pgfeed cannot tell who calls it: %', SQLERRM
+        USING ERRCODE = 'insufficient_privilege',
+              HINT = format('its set-up functions learn who calls them from a temporary table of the caller''s: '
+                            'GRANT TEMPORARY ON DATABASE %I TO %I; they cannot be called from an index expression '
+                            'or another security-restricted operation', current_database(), current_user);
+END
+$$;
+COMMENT ON FUNCTION pgfeed._caller() IS
+    'the default of the set-up functions'' _caller argument: a temporary table the caller owns, which tells them who '
+    'called';
+
+CREATE OR REPLACE FUNCTION pgfeed._caller_role(p_proof text) RETURNS oid
+LANGUAGE plpgsql VOLATILE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_caller oid;
+BEGIN
+    SELECT c.relowner INTO v_caller FROM pg_class c
+     WHERE c.relnamespace = pg_my_temp_schema() AND c.relkind = 'r' AND c.relname = p_proof
+       AND p_proof ~ '^pgfeed_caller_[0-9a-f]{32}$';
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'pgfeed cannot tell who calls it: % is not what pgfeed._caller() made in this session',
+                        coalesce(quote_literal(p_proof), 'NULL')
+            USING ERRCODE = 'insufficient_privilege', HINT = 'leave the _caller argument out';
+    END IF;
+    EXECUTE format('DROP TABLE pg_temp.%I', p_proof);  -- used once
+    RETURN v_caller;
+END
+$$;
+COMMENT ON FUNCTION pgfeed._caller_role(text) IS 'the role that called a set-up function, from the proof its _caller made';
+
+CREATE OR REPLACE FUNCTION pgfeed._is_superuser(p_role oid) RETURNS boolean
+LANGUAGE sql STABLE STRICT
+SET search_path FROM CURRENT
+AS $$ SELECT coalesce((SELECT rolsuper FROM pg_roles WHERE oid = p_role), false) $$;
+COMMENT ON FUNCTION pgfeed._is_superuser(oid) IS 'whether a role is a superuser';
+
+CREATE OR REPLACE FUNCTION pgfeed._has_privileges_of(p_role oid, p_of oid) RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path FROM CURRENT
+AS $$
+    SELECT pgfeed._is_superuser(p_role)
+           OR EXISTS (SELECT FROM pg_roles r WHERE r.oid = p_of AND pg_has_role(p_role, r.oid, 'USAGE'))
+$$;
+COMMENT ON FUNCTION pgfeed._has_privileges_of(oid, oid) IS
+    'whether a role has another''s privileges (is it, inherits from it, or is a superuser); false for a dropped role';
+
+CREATE OR REPLACE FUNCTION pgfeed._admin(p_proof text) RETURNS oid
+LANGUAGE plpgsql VOLATILE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_caller oid := pgfeed._caller_role(p_proof);
+BEGIN
+    IF NOT EXISTS (SELECT FROM pgfeed.feed_admin a WHERE pgfeed._has_privileges_of(v_caller, a.admin))
+       AND NOT pgfeed._is_superuser(v_caller) THEN
+        RAISE EXCEPTION 'role % may not manage feeds', v_caller::regrole
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = format('a superuser lets it, once: SELECT pgfeed.grant_admin(%L)', v_caller::regrole);
+    END IF;
+    RETURN v_caller;
+END
+$$;
+COMMENT ON FUNCTION pgfeed._admin(text) IS
+    'the role that called a set-up function, if it may manage feeds (a superuser, or granted by grant_admin)';
+
+CREATE OR REPLACE FUNCTION pgfeed._owned_feed(p_name text, p_caller oid) RETURNS pgfeed.feed_config
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_feed pgfeed.feed_config;
+BEGIN
+    SELECT * INTO v_feed FROM pgfeed.feed_config c WHERE c.name = p_name;
+    IF NOT FOUND AND pgfeed._is_superuser(p_caller) THEN
+        PERFORM pgfeed._feed(p_name);  -- its error lists the feeds
+    ELSIF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown feed "%"', p_name
+            USING ERRCODE = 'undefined_object', HINT = format('create it with SELECT pgfeed.create_feed(%L)', p_name);
+    ELSIF NOT pgfeed._has_privileges_of(p_caller, v_feed.owner) THEN
+        RAISE EXCEPTION 'must be the owner of feed "%"', p_name
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = format('it is %s''s: that role, a role with its privileges or a superuser manages it',
+                                coalesce((SELECT quote_ident(rolname) FROM pg_roles WHERE oid = v_feed.owner),
+                                         'a superuser'));
+    END IF;
+    RETURN v_feed;
+END
+$$;
+COMMENT ON FUNCTION pgfeed._owned_feed(text, oid) IS
+    'the configuration of a feed the caller manages, or a clear error';
+
+CREATE OR REPLACE FUNCTION pgfeed._require_owned_table(p_table regclass, p_caller oid) RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    IF NOT pgfeed._has_privileges_of(p_caller, (SELECT relowner FROM pg_class WHERE oid = p_table)) THEN
+        RAISE EXCEPTION 'must be the owner of table %', p_table
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = format('a feed owner that is not a superuser attaches only tables whose owner''s privileges '
+                                'it has; %s belongs to %s', p_table,
+                                (SELECT quote_ident(r.rolname) FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner
+                                  WHERE c.oid = p_table));
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION pgfeed._require_owned_table(regclass, oid) IS
+    'fails unless the caller has the privileges of the table''s owner (or is a superuser)';
+
+CREATE OR REPLACE FUNCTION pgfeed._require_model(p_model text, p_caller oid) RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    -- A model spec can name a Python class or a directory the server loads.
+    IF NOT pgfeed._is_superuser(p_caller) AND NOT pgfeed._packaged_model(p_model)
+       AND NOT EXISTS (SELECT FROM pgfeed.allowed_model a WHERE a.model = p_model) THEN
+        RAISE EXCEPTION 'model % is not allowed to feed owners that are not superusers', quote_literal(p_model)
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = format('use a packaged model (all-MiniLM-L6-v2, all-MiniLM-L6-v2:onnx-int8), or a superuser '
+                                'allows this one: SELECT pgfeed.allow_model(%L)', p_model);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION pgfeed._require_model(text, oid) IS
+    'fails unless the caller may name that model: a superuser any, others the packaged and the allowed ones';
+
+CREATE OR REPLACE FUNCTION pgfeed.grant_admin(role regrole) RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    IF role IS NULL THEN
+        RAISE EXCEPTION 'role must not be NULL' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO pgfeed.feed_admin (admin) VALUES (role) ON CONFLICT DO NOTHING;
+    PERFORM pgfeed._grant_admin_rights(role);
+END
+$$;
+COMMENT ON FUNCTION pgfeed.grant_admin(regrole) IS
+    'lets a role (and the roles with its privileges) create feeds, manage the feeds it created, attach the tables it '
+    'owns, and run the workers (a superuser''s call, once)';
+
+CREATE OR REPLACE FUNCTION pgfeed.revoke_admin(role regrole) RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    DELETE FROM pgfeed.feed_admin a WHERE a.admin = role;
+    EXECUTE format('REVOKE EXECUTE ON FUNCTION pgfeed.work(text, integer), pgfeed.queued(text) FROM %s', role);
+END
+$$;
+COMMENT ON FUNCTION pgfeed.revoke_admin(regrole) IS
+    'takes back what grant_admin gave a role; the feeds it created stay, for a superuser to manage';
+
+CREATE OR REPLACE FUNCTION pgfeed._grant_admin_rights(p_role regrole) RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    -- the workers' calls (made again by every install, which may make them anew)
+    EXECUTE format('GRANT EXECUTE ON FUNCTION pgfeed.work(text, integer), pgfeed.queued(text) TO %s', p_role);
+END
+$$;
+COMMENT ON FUNCTION pgfeed._grant_admin_rights(regrole) IS 'grants a feed administrator the workers'' calls';
+
+CREATE OR REPLACE FUNCTION pgfeed.allow_model(model text) RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    PERFORM pgfeed._model_dimensions(model);  -- it loads, or the error says how to make it available
+    INSERT INTO pgfeed.allowed_model (model) VALUES (allow_model.model) ON CONFLICT DO NOTHING;
+END
+$$;
+COMMENT ON FUNCTION pgfeed.allow_model(text) IS
+    'lets feed owners that are not superusers name a model spec besides the packaged ones (a superuser''s call)';
+
 
 CREATE OR REPLACE FUNCTION pgfeed._check_feed_config(p_feed pgfeed.feed_config) RETURNS void
 LANGUAGE plpgsql IMMUTABLE
@@ -69,12 +272,14 @@ CREATE OR REPLACE FUNCTION pgfeed.create_feed(
     mode text DEFAULT 'sync',
     max_per_group integer DEFAULT NULL,
     exact_max_items integer DEFAULT 50000,
-    seen_for interval DEFAULT NULL)
+    seen_for interval DEFAULT NULL,
+    _caller text DEFAULT pgfeed._caller())
 RETURNS integer
-LANGUAGE plpgsql VOLATILE
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path FROM CURRENT
 AS $$
 DECLARE
+    v_caller oid := pgfeed._admin(_caller);
     v_feed pgfeed.feed_config;
 BEGIN
     IF EXISTS (SELECT 1 FROM pgfeed.feed_config c WHERE c.name = create_feed.name) THEN
@@ -90,22 +295,26 @@ BEGIN
         'max_per_group', nullif(create_feed.max_per_group, 0), 'exact_max_items', coalesce(exact_max_items, 50000),
         'seen_for', create_feed.seen_for));
     PERFORM pgfeed._check_feed_config(v_feed);
+    PERFORM pgfeed._require_model(v_feed.model, v_caller);
     INSERT INTO pgfeed.feed_config (name, model, dimensions, weight_similarity, weight_freshness, weight_popularity,
                                     profile_size, freshness_unit, popularity_saturation, mode, max_per_group,
-                                    exact_max_items, seen_for)
+                                    exact_max_items, seen_for, owner)
     VALUES (v_feed.name, v_feed.model, pgfeed._model_dimensions(v_feed.model),
             v_feed.weight_similarity, v_feed.weight_freshness, v_feed.weight_popularity, v_feed.profile_size,
             v_feed.freshness_unit, v_feed.popularity_saturation, v_feed.mode, v_feed.max_per_group,
-            v_feed.exact_max_items, v_feed.seen_for)
+            v_feed.exact_max_items, v_feed.seen_for, v_caller)
     RETURNING feed_id INTO v_feed.feed_id;
+    IF NOT pgfeed._is_superuser(v_caller) THEN
+        INSERT INTO pgfeed.feed_reader (feed_id, reader) VALUES (v_feed.feed_id, v_caller);  -- its owner reads it
+    END IF;
     RETURN v_feed.feed_id;
 END
 $$;
 COMMENT ON FUNCTION pgfeed.create_feed(text, text, float8, float8, float8, integer, interval, float8, text, integer,
-                                       integer, interval) IS
+                                       integer, interval, text) IS
     'registers a feed: its model, score weights (similarity, freshness, popularity), profile size, mode '
     '(sync or async), the cap of items of one group a page, up to how many items it ranks exactly, and how long an '
-    'impression hides its item (NULL: for good); returns its id';
+    'impression hides its item (NULL: for good); returns its id. Its creator owns it (and reads it); leave _caller out';
 
 CREATE OR REPLACE FUNCTION pgfeed.alter_feed(
     name text,
@@ -123,13 +332,15 @@ CREATE OR REPLACE FUNCTION pgfeed.alter_feed(
     model text DEFAULT NULL,
     max_per_group integer DEFAULT NULL,
     exact_max_items integer DEFAULT NULL,
-    seen_for interval DEFAULT NULL)
+    seen_for interval DEFAULT NULL,
+    _caller text DEFAULT pgfeed._caller())
 RETURNS void
-LANGUAGE plpgsql VOLATILE
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_old pgfeed.feed_config := pgfeed._feed(alter_feed.name);
+    v_caller oid := pgfeed._admin(_caller);
+    v_old pgfeed.feed_config := pgfeed._owned_feed(alter_feed.name, v_caller);
     v_new pgfeed.feed_config;
 BEGIN
     -- the settings given (not NULL) over the current ones
@@ -158,73 +369,86 @@ BEGIN
                        pgfeed._interaction_log(v_old.feed_id)) USING v_old.feed_id;
     END IF;
     IF alter_feed.model IS NOT NULL AND alter_feed.model IS DISTINCT FROM coalesce(v_old.next_model, v_old.model) THEN
+        PERFORM pgfeed._require_model(alter_feed.model, v_caller);
         PERFORM pgfeed._start_switch(v_old, alter_feed.model);
     END IF;
 END
 $$;
 COMMENT ON FUNCTION pgfeed.alter_feed(text, text, float8, float8, float8, integer, interval, float8, integer, integer,
-                                      integer, integer, text, integer, integer, interval) IS
+                                      integer, integer, text, integer, integer, interval, text) IS
     'changes the given settings of a feed: mode, score weights, profile size, retries, search depth, ef_search, '
     'cap of items a group (0: none), exact_max_items, seen_for (0: for good); '
     'a new model is switched to in the background by the workers, the feed serving the current vectors until then';
 
-CREATE OR REPLACE FUNCTION pgfeed.detach(feed text, source regclass DEFAULT NULL) RETURNS void
+CREATE OR REPLACE FUNCTION pgfeed.detach(feed text, source regclass DEFAULT NULL, _caller text DEFAULT pgfeed._caller())
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    PERFORM pgfeed._detach(pgfeed._owned_feed(feed, pgfeed._admin(_caller)), source);
+END
+$$;
+COMMENT ON FUNCTION pgfeed.detach(text, regclass, text) IS
+    'detaches one interaction table from a feed, or (source NULL or the content table) all of its tables; '
+    'the user''s tables are left as they were';
+
+CREATE OR REPLACE FUNCTION pgfeed._detach(p_feed pgfeed.feed_config, p_source regclass) RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_feed pgfeed.feed_config := pgfeed._feed(feed);
     v_content pgfeed.content_source;
     v_interactions pgfeed.interaction_source;
 BEGIN
-    SELECT * INTO v_content FROM pgfeed.content_source WHERE feed_id = v_feed.feed_id;
-    IF detach.source IS NULL OR detach.source = v_content.source THEN
+    SELECT * INTO v_content FROM pgfeed.content_source WHERE feed_id = p_feed.feed_id;
+    IF p_source IS NULL OR p_source = v_content.source THEN
         -- Without its content a feed has nothing to rank: everything goes.
-        FOR v_interactions IN SELECT * FROM pgfeed.interaction_source WHERE feed_id = v_feed.feed_id LOOP
+        FOR v_interactions IN SELECT * FROM pgfeed.interaction_source WHERE feed_id = p_feed.feed_id LOOP
             PERFORM pgfeed._drop_interaction_follower(v_interactions);
         END LOOP;
         IF v_content.feed_id IS NOT NULL THEN
-            PERFORM pgfeed._drop_triggers(v_content.source, pgfeed._content_trigger_prefix(v_feed.feed_id));
+            PERFORM pgfeed._drop_triggers(v_content.source, pgfeed._content_trigger_prefix(p_feed.feed_id));
         END IF;
-        EXECUTE format('DROP TABLE IF EXISTS %s, %s, %s, %s, %s, %s', pgfeed._item_store(v_feed.feed_id),
-                       pgfeed._item_popularity(v_feed.feed_id), pgfeed._interaction_log(v_feed.feed_id),
-                       pgfeed._profile(v_feed.feed_id), pgfeed._popularity_delta(v_feed.feed_id),
-                       pgfeed._profile_dirty(v_feed.feed_id));
-        PERFORM pgfeed._drop_next_item_store(v_feed.feed_id);
-        DELETE FROM pgfeed.interaction_source WHERE feed_id = v_feed.feed_id;
-        DELETE FROM pgfeed.content_source WHERE feed_id = v_feed.feed_id;
-        DELETE FROM pgfeed.embedding_queue WHERE feed_id = v_feed.feed_id;
-        DELETE FROM pgfeed.feed_problem WHERE feed_id = v_feed.feed_id;  -- nothing left to catch up with
-        DELETE FROM pgfeed.reembed_progress WHERE feed_id = v_feed.feed_id;
+        EXECUTE format('DROP TABLE IF EXISTS %s, %s, %s, %s, %s, %s', pgfeed._item_store(p_feed.feed_id),
+                       pgfeed._item_popularity(p_feed.feed_id), pgfeed._interaction_log(p_feed.feed_id),
+                       pgfeed._profile(p_feed.feed_id), pgfeed._popularity_delta(p_feed.feed_id),
+                       pgfeed._profile_dirty(p_feed.feed_id));
+        PERFORM pgfeed._drop_next_item_store(p_feed.feed_id);
+        DELETE FROM pgfeed.interaction_source WHERE feed_id = p_feed.feed_id;
+        DELETE FROM pgfeed.content_source WHERE feed_id = p_feed.feed_id;
+        DELETE FROM pgfeed.embedding_queue WHERE feed_id = p_feed.feed_id;
+        DELETE FROM pgfeed.feed_problem WHERE feed_id = p_feed.feed_id;  -- nothing left to catch up with
+        DELETE FROM pgfeed.reembed_progress WHERE feed_id = p_feed.feed_id;
         UPDATE pgfeed.feed_config SET item_type = NULL, user_type = NULL, next_model = NULL, next_dimensions = NULL,
                                       next_after_key = NULL
-         WHERE feed_id = v_feed.feed_id;
+         WHERE feed_id = p_feed.feed_id;
         RETURN;
     END IF;
     SELECT * INTO v_interactions FROM pgfeed.interaction_source s
-     WHERE s.feed_id = v_feed.feed_id AND s.source = detach.source;
+     WHERE s.feed_id = p_feed.feed_id AND s.source = p_source;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'table % is not attached to feed "%"', detach.source, feed USING ERRCODE = 'undefined_object';
+        RAISE EXCEPTION 'table % is not attached to feed "%"', p_source, p_feed.name USING ERRCODE = 'undefined_object';
     END IF;
     PERFORM pgfeed._drop_interaction_follower(v_interactions);
     PERFORM pgfeed._forget_source(v_interactions.source_id);
     DELETE FROM pgfeed.interaction_source WHERE source_id = v_interactions.source_id;
 END
 $$;
-COMMENT ON FUNCTION pgfeed.detach(text, regclass) IS
-    'detaches one interaction table from a feed, or (source NULL or the content table) all of its tables; '
-    'the user''s tables are left as they were';
+COMMENT ON FUNCTION pgfeed._detach(pgfeed.feed_config, regclass) IS 'detach() of a feed the caller manages';
 
-CREATE OR REPLACE FUNCTION pgfeed.drop_feed(name text) RETURNS void
-LANGUAGE plpgsql VOLATILE
+CREATE OR REPLACE FUNCTION pgfeed.drop_feed(name text, _caller text DEFAULT pgfeed._caller()) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path FROM CURRENT
 AS $$
+DECLARE
+    v_feed pgfeed.feed_config := pgfeed._owned_feed(drop_feed.name, pgfeed._admin(_caller));
 BEGIN
-    PERFORM pgfeed.detach(drop_feed.name);
-    DELETE FROM pgfeed.feed_config c WHERE c.name = drop_feed.name;
+    PERFORM pgfeed._detach(v_feed, NULL);
+    DELETE FROM pgfeed.feed_config c WHERE c.feed_id = v_feed.feed_id;
 END
 $$;
-COMMENT ON FUNCTION pgfeed.drop_feed(text) IS 'drops a feed, its triggers and its data; the user''s tables are left as they were';
+COMMENT ON FUNCTION pgfeed.drop_feed(text, text) IS 'drops a feed, its triggers and its data; the user''s tables are left as they were';
 
 CREATE OR REPLACE FUNCTION pgfeed._readable_tables(p_feed_id integer) RETURNS SETOF text
 LANGUAGE sql STABLE STRICT
@@ -258,12 +482,13 @@ $$;
 COMMENT ON FUNCTION pgfeed._grant_readers(integer) IS
     'grants a feed''s roles what reading it takes: SELECT on its tables (made again by attach and model switches)';
 
-CREATE OR REPLACE FUNCTION pgfeed.grant_feed(feed text, role regrole) RETURNS void
-LANGUAGE plpgsql VOLATILE
+CREATE OR REPLACE FUNCTION pgfeed.grant_feed(feed text, role regrole, _caller text DEFAULT pgfeed._caller())
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_feed pgfeed.feed_config := pgfeed._feed(feed);
+    v_feed pgfeed.feed_config := pgfeed._owned_feed(feed, pgfeed._admin(_caller));
 BEGIN
     IF role IS NULL THEN
         RAISE EXCEPTION 'role must not be NULL' USING ERRCODE = 'invalid_parameter_value';
@@ -272,16 +497,17 @@ BEGIN
     PERFORM pgfeed._grant_readers(v_feed.feed_id);
 END
 $$;
-COMMENT ON FUNCTION pgfeed.grant_feed(text, regrole) IS
+COMMENT ON FUNCTION pgfeed.grant_feed(text, regrole, text) IS
     'lets a role (and the roles that inherit from it) read a feed: feed(), its row of status(), embed() with its '
     'model; where the content table has row-level security, the role''s own policies apply';
 
-CREATE OR REPLACE FUNCTION pgfeed.revoke_feed(feed text, role regrole) RETURNS void
-LANGUAGE plpgsql VOLATILE
+CREATE OR REPLACE FUNCTION pgfeed.revoke_feed(feed text, role regrole, _caller text DEFAULT pgfeed._caller())
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_feed pgfeed.feed_config := pgfeed._feed(feed);
+    v_feed pgfeed.feed_config := pgfeed._owned_feed(feed, pgfeed._admin(_caller));
     v_table text;
 BEGIN
     DELETE FROM pgfeed.feed_reader r WHERE r.feed_id = v_feed.feed_id AND r.reader = role;
@@ -290,4 +516,4 @@ BEGIN
     END LOOP;
 END
 $$;
-COMMENT ON FUNCTION pgfeed.revoke_feed(text, regrole) IS 'takes back what grant_feed gave a role';
+COMMENT ON FUNCTION pgfeed.revoke_feed(text, regrole, text) IS 'takes back what grant_feed gave a role';

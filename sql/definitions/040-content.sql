@@ -447,15 +447,16 @@ $$;
 COMMENT ON FUNCTION pgfeed._require_table(regclass) IS 'fails with a clear message unless the relation is a table';
 
 CREATE OR REPLACE FUNCTION pgfeed._content_columns(p_table regclass, p_id_column name, p_text text,
-                                                   p_created_at_column name, p_condition text) RETURNS smallint[]
+                                                   p_created_at_column name, p_condition text, p_pure boolean)
+RETURNS smallint[]
 LANGUAGE sql VOLATILE
 SET search_path FROM CURRENT
 AS $$
-    SELECT pgfeed._expression_columns(p_table, p_text, 'text', 'text')
-           || coalesce(pgfeed._expression_columns(p_table, p_condition, 'boolean', 'condition'), '{}')
+    SELECT pgfeed._expression_columns(p_table, p_text, 'text', 'text', p_pure)
+           || coalesce(pgfeed._expression_columns(p_table, p_condition, 'boolean', 'condition', p_pure), '{}')
            || pgfeed._column_number(p_table, p_id_column) || pgfeed._column_number(p_table, p_created_at_column)
 $$;
-COMMENT ON FUNCTION pgfeed._content_columns(regclass, name, text, name, text) IS
+COMMENT ON FUNCTION pgfeed._content_columns(regclass, name, text, name, text, boolean) IS
     'checks a content table''s text expression and condition; returns every column the feed reads';
 
 CREATE OR REPLACE FUNCTION pgfeed.attach_content(
@@ -467,13 +468,15 @@ CREATE OR REPLACE FUNCTION pgfeed.attach_content(
     condition text DEFAULT NULL,
     backfill boolean DEFAULT true,
     filter_columns name[] DEFAULT NULL,
-    group_column name DEFAULT NULL)
+    group_column name DEFAULT NULL,
+    _caller text DEFAULT pgfeed._caller())
 RETURNS bigint
-LANGUAGE plpgsql VOLATILE
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_feed pgfeed.feed_config := pgfeed._feed(feed);
+    v_caller oid := pgfeed._admin(_caller);
+    v_feed pgfeed.feed_config := pgfeed._owned_feed(feed, v_caller);
     v_item_kind regtype;
     v_store text := pgfeed._item_store(v_feed.feed_id);
     v_columns smallint[];
@@ -485,6 +488,7 @@ BEGIN
                   HINT = format('detach it first: SELECT pgfeed.detach(%L)', feed);
     END IF;
     PERFORM pgfeed._require_table(source);
+    PERFORM pgfeed._require_owned_table(source, v_caller);
     v_item_kind := pgfeed._key_column(source, id_column, 'an item');
     PERFORM pgfeed._require_unique_key(source, id_column);
     IF NOT pgfeed._time_type(pgfeed._column_type(source, created_at_column)) THEN
@@ -492,7 +496,8 @@ BEGIN
                         pgfeed._column_type(source, created_at_column)
             USING ERRCODE = 'datatype_mismatch', HINT = 'use a timestamptz, timestamp or date column';
     END IF;
-    v_columns := pgfeed._content_columns(source, id_column, attach_content.text, created_at_column, condition);
+    v_columns := pgfeed._content_columns(source, id_column, attach_content.text, created_at_column, condition,
+                                         NOT pgfeed._is_superuser(v_caller));
     PERFORM pgfeed._require_built_in_columns(source, pgfeed._watched(source, v_columns), feed);
     -- filter and group columns: copied into the item store as they are
     FOR v_column IN SELECT DISTINCT c FROM unnest(filter_columns || group_column) AS c WHERE c IS NOT NULL LOOP
@@ -532,12 +537,12 @@ BEGIN
     PERFORM pgfeed._create_triggers(source, pgfeed._content_trigger_prefix(v_feed.feed_id),
                                     'pgfeed._content_trigger', v_feed.feed_id);
     IF backfill THEN
-        RETURN pgfeed.reembed(feed);
+        RETURN pgfeed._reembed(pgfeed._feed(feed), false);  -- as attached
     END IF;
     RETURN 0;
 END
 $$;
-COMMENT ON FUNCTION pgfeed.attach_content(text, regclass, name, text, name, text, boolean, name[], name) IS
+COMMENT ON FUNCTION pgfeed.attach_content(text, regclass, name, text, name, text, boolean, name[], name, text) IS
     'attaches a content table to a feed: id_column its unique key, text an SQL expression over a row, condition a '
     'boolean one (both built-in SQL only); filter_columns what feed() may filter on, group_column what '
     'max_per_group caps (an author); existing rows are embedded unless backfill is false; returns how many were embedded';
@@ -866,23 +871,35 @@ $$;
 COMMENT ON FUNCTION pgfeed._remove_gone_items(pgfeed.feed_config) IS
     'removes items whose content row is gone (deleted while the triggers were skipped)';
 
-CREATE OR REPLACE FUNCTION pgfeed.reembed(feed text, force boolean DEFAULT false) RETURNS bigint
+CREATE OR REPLACE FUNCTION pgfeed.reembed(feed text, force boolean DEFAULT false,
+                                          _caller text DEFAULT pgfeed._caller()) RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    RETURN pgfeed._reembed(pgfeed._owned_feed(feed, pgfeed._admin(_caller)), force);
+END
+$$;
+COMMENT ON FUNCTION pgfeed.reembed(text, boolean, text) IS
+    'brings a feed''s item store up to date with its content table in one transaction (backfill, retry of failures; '
+    'force re-embeds everything); returns how many items were embedded. `pgfeed reembed` does it in batches';
+
+CREATE OR REPLACE FUNCTION pgfeed._reembed(p_feed pgfeed.feed_config, p_force boolean) RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_feed pgfeed.feed_config := pgfeed._feed(feed);
     v_page record;
     v_after text;
     v_embedded bigint := 0;
 BEGIN
-    PERFORM pgfeed._require_readable(v_feed);
-    IF force THEN
-        EXECUTE format('UPDATE %s SET text_hash = NULL', pgfeed._item_store(v_feed.feed_id));
+    PERFORM pgfeed._require_readable(p_feed);
+    IF p_force THEN
+        EXECUTE format('UPDATE %s SET text_hash = NULL', pgfeed._item_store(p_feed.feed_id));
     END IF;
-    PERFORM pgfeed._remove_gone_items(v_feed);
+    PERFORM pgfeed._remove_gone_items(p_feed);
     LOOP
-        v_page := pgfeed._reembed_page(v_feed, v_after, 512);
+        v_page := pgfeed._reembed_page(p_feed, v_after, 512);
         EXIT WHEN v_page.rows = 0;
         v_embedded := v_embedded + v_page.embedded;
         v_after := v_page.last_key;
@@ -890,18 +907,17 @@ BEGIN
     RETURN v_embedded;
 END
 $$;
-COMMENT ON FUNCTION pgfeed.reembed(text, boolean) IS
-    'brings a feed''s item store up to date with its content table in one transaction (backfill, retry of failures; '
-    'force re-embeds everything); returns how many items were embedded. `pgfeed reembed` does it in batches';
+COMMENT ON FUNCTION pgfeed._reembed(pgfeed.feed_config, boolean) IS 'reembed() of a feed the caller manages';
 
 CREATE OR REPLACE FUNCTION pgfeed.reembed_batch(
-    feed text, size integer DEFAULT 512, restart boolean DEFAULT false, force boolean DEFAULT false)
+    feed text, size integer DEFAULT 512, restart boolean DEFAULT false, force boolean DEFAULT false,
+    _caller text DEFAULT pgfeed._caller())
 RETURNS TABLE (rows integer, embedded integer, resumed_after text)
-LANGUAGE plpgsql VOLATILE
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_feed pgfeed.feed_config := pgfeed._feed(feed);
+    v_feed pgfeed.feed_config := pgfeed._owned_feed(feed, pgfeed._admin(_caller));
     v_page record;
 BEGIN
     PERFORM pgfeed._require_readable(v_feed);
@@ -928,7 +944,7 @@ BEGIN
     RETURN NEXT;
 END
 $$;
-COMMENT ON FUNCTION pgfeed.reembed_batch(text, integer, boolean, boolean) IS
+COMMENT ON FUNCTION pgfeed.reembed_batch(text, integer, boolean, boolean, text) IS
     'one page of a resumable reembed, to be called (each in its own transaction) until it returns 0 rows: embeds the '
     'content rows after the last committed key and records the new one; restart starts over, force re-embeds all';
 
@@ -939,5 +955,5 @@ SELECT pgfeed._create_tier_triggers(feed_id) FROM pgfeed.content_source;
 UPDATE pgfeed.content_source s
    SET source_name = s.source::text,
        watched = pgfeed._watched(s.source, pgfeed._content_columns(s.source, s.id_column, s.text_expression,
-                                                                   s.created_at_column, s.condition))
+                                                                   s.created_at_column, s.condition, false))
  WHERE s.source_name IS NULL AND EXISTS (SELECT FROM pg_class c WHERE c.oid = s.source);

@@ -232,20 +232,22 @@ COMMENT ON FUNCTION pgfeed.work(text, integer) IS
     'model switch; returns nothing when no work is ready; items that fail are retried with backoff and kept as '
     'failed after max_attempts';
 
-CREATE OR REPLACE FUNCTION pgfeed.retry(feed text DEFAULT NULL) RETURNS bigint
-LANGUAGE plpgsql VOLATILE
+CREATE OR REPLACE FUNCTION pgfeed.retry(feed text DEFAULT NULL, _caller text DEFAULT pgfeed._caller()) RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path FROM CURRENT
 AS $$
 DECLARE
+    v_caller oid := pgfeed._admin(_caller);
     v_feed pgfeed.feed_config;
     v_failed text[];
     v_count bigint := 0;
     v_requeued bigint;
 BEGIN
     IF retry.feed IS NOT NULL THEN
-        PERFORM pgfeed._feed(retry.feed);
+        PERFORM pgfeed._owned_feed(retry.feed, v_caller);
     END IF;
-    FOR v_feed IN SELECT * FROM pgfeed.feed_config c WHERE retry.feed IS NULL OR c.name = retry.feed LOOP
+    FOR v_feed IN SELECT * FROM pgfeed.feed_config c
+                   WHERE (retry.feed IS NULL OR c.name = retry.feed) AND pgfeed._has_privileges_of(v_caller, c.owner) LOOP
         UPDATE pgfeed.embedding_queue q SET attempts = 0, failed_at = NULL, not_before = now()
          WHERE q.feed_id = v_feed.feed_id AND q.failed_at IS NOT NULL;
         GET DIAGNOSTICS v_requeued = ROW_COUNT;
@@ -265,8 +267,9 @@ BEGIN
     RETURN v_count;
 END
 $$;
-COMMENT ON FUNCTION pgfeed.retry(text) IS
-    'queues failed work again (of one feed, or of all) with its attempts reset; returns how many items';
+COMMENT ON FUNCTION pgfeed.retry(text, text) IS
+    'queues failed work again (of one feed, or of all the caller manages) with its attempts reset; returns how many '
+    'items';
 
 CREATE OR REPLACE FUNCTION pgfeed.queued(feed text DEFAULT NULL) RETURNS bigint
 LANGUAGE sql STABLE SECURITY DEFINER

@@ -99,22 +99,25 @@ CREATE OR REPLACE FUNCTION pgfeed.attach_interactions(
     weight float8 DEFAULT 1.0,
     created_at_column name DEFAULT NULL,
     backfill boolean DEFAULT true,
-    weight_expression text DEFAULT NULL)
+    weight_expression text DEFAULT NULL,
+    _caller text DEFAULT pgfeed._caller())
 RETURNS bigint
-LANGUAGE plpgsql VOLATILE
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path FROM CURRENT
 AS $$
+DECLARE
+    v_caller oid := pgfeed._admin(_caller);
 BEGIN
     IF weight IS NULL OR weight = 0 OR weight IN ('NaN', 'Infinity', '-Infinity') THEN
         RAISE EXCEPTION 'weight must be a finite non-zero number, got %', coalesce(weight::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'use 1.0 for likes and a negative weight for dislikes; for what was shown, pgfeed.attach_impressions';
     END IF;
-    RETURN pgfeed._attach_interactions(feed, source, user_column, item_column, weight, created_at_column, backfill,
-                                       weight_expression);
+    RETURN pgfeed._attach_interactions(pgfeed._owned_feed(feed, v_caller), source, user_column, item_column, weight,
+                                       created_at_column, backfill, weight_expression, v_caller);
 END
 $$;
-COMMENT ON FUNCTION pgfeed.attach_interactions(text, regclass, name, name, float8, name, boolean, text) IS
+COMMENT ON FUNCTION pgfeed.attach_interactions(text, regclass, name, name, float8, name, boolean, text, text) IS
     'attaches an interaction table (likes; a negative weight for dislikes; weight_expression, built-in SQL over a '
     'row, for graded feedback such as rating - 3) to a feed; existing rows are loaded unless backfill is false; '
     'returns how many';
@@ -125,52 +128,57 @@ CREATE OR REPLACE FUNCTION pgfeed.attach_impressions(
     user_column name,
     item_column name,
     created_at_column name DEFAULT NULL,
-    backfill boolean DEFAULT true)
+    backfill boolean DEFAULT true,
+    _caller text DEFAULT pgfeed._caller())
 RETURNS bigint
-LANGUAGE plpgsql VOLATILE
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path FROM CURRENT
 AS $$
+DECLARE
+    v_caller oid := pgfeed._admin(_caller);
 BEGIN
     -- An impression is an interaction of weight 0: logged like a like, so
     -- that detach, drop, TRUNCATE and bulk loads behave as for like tables,
     -- but it enters no profile (the window skips weight 0) and no like count
     -- (counts are of positive weights). feed(exclude_seen => true) hides it
     -- for the feed's seen_for, or for good.
-    RETURN pgfeed._attach_interactions(feed, source, user_column, item_column, 0, created_at_column, backfill, NULL);
+    RETURN pgfeed._attach_interactions(pgfeed._owned_feed(feed, v_caller), source, user_column, item_column, 0,
+                                       created_at_column, backfill, NULL, v_caller);
 END
 $$;
-COMMENT ON FUNCTION pgfeed.attach_impressions(text, regclass, name, name, name, boolean) IS
+COMMENT ON FUNCTION pgfeed.attach_impressions(text, regclass, name, name, name, boolean, text) IS
     'attaches the table of what the application showed to whom: feed() leaves those items out (exclude_seen) for '
     'the feed''s seen_for, or for good; impressions enter no profile and no like count; existing rows are loaded '
     'unless backfill is false; returns how many';
 
 CREATE OR REPLACE FUNCTION pgfeed._attach_interactions(
-    feed text, source regclass, user_column name, item_column name, weight float8, created_at_column name,
-    backfill boolean, weight_expression text)
+    p_feed pgfeed.feed_config, source regclass, user_column name, item_column name, weight float8,
+    created_at_column name, backfill boolean, weight_expression text, p_caller oid)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_feed pgfeed.feed_config := pgfeed._feed(feed);
+    feed text := p_feed.name;
     v_user_kind regtype;
     v_item_kind regtype;
     v_source pgfeed.interaction_source;
     v_columns smallint[];
 BEGIN
-    IF v_feed.item_type IS NULL THEN
+    IF p_feed.item_type IS NULL THEN
         RAISE EXCEPTION 'feed "%" has no content table yet', feed
             USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'call pgfeed.attach_content(...) first';
     END IF;
-    IF EXISTS (SELECT 1 FROM pgfeed.interaction_source s WHERE s.feed_id = v_feed.feed_id AND s.source = _attach_interactions.source) THEN
+    IF EXISTS (SELECT 1 FROM pgfeed.interaction_source s WHERE s.feed_id = p_feed.feed_id AND s.source = _attach_interactions.source) THEN
         RAISE EXCEPTION 'table % is already attached to feed "%"', source, feed USING ERRCODE = 'duplicate_object';
     END IF;
     PERFORM pgfeed._require_table(source);
+    PERFORM pgfeed._require_owned_table(source, p_caller);
     v_user_kind := pgfeed._key_column(source, user_column, 'a user');
     v_item_kind := pgfeed._key_column(source, item_column, 'an item');
-    IF v_item_kind <> v_feed.item_type THEN
+    IF v_item_kind <> p_feed.item_type THEN
         RAISE EXCEPTION 'column %.% holds % keys but the items of feed "%" have % keys', source, quote_ident(item_column),
-                        v_item_kind, feed, v_feed.item_type USING ERRCODE = 'datatype_mismatch';
+                        v_item_kind, feed, p_feed.item_type USING ERRCODE = 'datatype_mismatch';
     END IF;
     IF created_at_column IS NOT NULL AND NOT pgfeed._time_type(pgfeed._column_type(source, created_at_column)) THEN
         RAISE EXCEPTION 'column %.% has type %, which pgfeed cannot read as a time', source, quote_ident(created_at_column),
@@ -178,7 +186,7 @@ BEGIN
             USING ERRCODE = 'datatype_mismatch', HINT = 'use a timestamptz, timestamp or date column, or none';
     END IF;
 
-    IF v_feed.user_type IS NULL THEN
+    IF p_feed.user_type IS NULL THEN
         EXECUTE format($ddl$
             CREATE TABLE %1$s (
                 seq        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -213,30 +221,31 @@ BEGIN
             );
             CREATE INDEX ON %9$s (user_id);
             COMMENT ON TABLE %9$s IS 'pgfeed users whose profile is to be refreshed again';
-            $ddl$, pgfeed._interaction_log(v_feed.feed_id), pgfeed._profile(v_feed.feed_id),
-            v_user_kind, v_feed.item_type, v_feed.dimensions,
-            format('pgfeed interaction log of feed %s', v_feed.feed_id), format('pgfeed user profiles of feed %s', v_feed.feed_id),
-            pgfeed._popularity_delta(v_feed.feed_id), pgfeed._profile_dirty(v_feed.feed_id));
-        UPDATE pgfeed.feed_config SET user_type = v_user_kind WHERE feed_id = v_feed.feed_id;
-    ELSIF v_feed.user_type <> v_user_kind THEN
+            $ddl$, pgfeed._interaction_log(p_feed.feed_id), pgfeed._profile(p_feed.feed_id),
+            v_user_kind, p_feed.item_type, p_feed.dimensions,
+            format('pgfeed interaction log of feed %s', p_feed.feed_id), format('pgfeed user profiles of feed %s', p_feed.feed_id),
+            pgfeed._popularity_delta(p_feed.feed_id), pgfeed._profile_dirty(p_feed.feed_id));
+        UPDATE pgfeed.feed_config SET user_type = v_user_kind WHERE feed_id = p_feed.feed_id;
+    ELSIF p_feed.user_type <> v_user_kind THEN
         RAISE EXCEPTION 'column %.% holds % keys but the users of feed "%" have % keys', source, quote_ident(user_column),
-                        v_user_kind, feed, v_feed.user_type USING ERRCODE = 'datatype_mismatch';
+                        v_user_kind, feed, p_feed.user_type USING ERRCODE = 'datatype_mismatch';
     END IF;
 
     -- the weight expression: built-in SQL over columns of built-in types, which the trigger then watches
     v_columns := ARRAY[pgfeed._column_number(source, user_column), pgfeed._column_number(source, item_column),
                        pgfeed._column_number(source, created_at_column)]
-                 || coalesce(pgfeed._expression_columns(source, weight_expression, 'float8', 'weight'), '{}');
+                 || coalesce(pgfeed._expression_columns(source, weight_expression, 'float8', 'weight',
+                                                        NOT pgfeed._is_superuser(p_caller)), '{}');
     PERFORM pgfeed._require_built_in_columns(source, pgfeed._watched(source, v_columns), feed);
 
     INSERT INTO pgfeed.interaction_source (feed_id, source, user_column, item_column, weight, created_at_column,
                                            source_name, watched, weight_expression)
-    VALUES (v_feed.feed_id, source, user_column, item_column, weight, created_at_column, source::text,
+    VALUES (p_feed.feed_id, source, user_column, item_column, weight, created_at_column, source::text,
             pgfeed._watched(source, v_columns), weight_expression)
     RETURNING * INTO v_source;
-    PERFORM pgfeed._grant_readers(v_feed.feed_id);
+    PERFORM pgfeed._grant_readers(p_feed.feed_id);
     PERFORM pgfeed._create_interaction_follower(v_source.source_id);
-    PERFORM pgfeed._create_triggers(source, pgfeed._interaction_trigger_prefix(v_feed.feed_id, v_source.source_id),
+    PERFORM pgfeed._create_triggers(source, pgfeed._interaction_trigger_prefix(p_feed.feed_id, v_source.source_id),
                                     pgfeed._interaction_follower(v_source.source_id), v_source.source_id);
     IF NOT backfill THEN
         RETURN 0;
@@ -244,7 +253,8 @@ BEGIN
     RETURN pgfeed._load_interactions(v_source);
 END
 $$;
-COMMENT ON FUNCTION pgfeed._attach_interactions(text, regclass, name, name, float8, name, boolean, text) IS
+COMMENT ON FUNCTION pgfeed._attach_interactions(pgfeed.feed_config, regclass, name, name, float8, name, boolean, text,
+                                                oid) IS
     'attaches an interaction table of a weight (0: impressions) to a feed, its log and profile tables made with the '
     'first; returns how many rows were loaded';
 

@@ -65,16 +65,16 @@ class InstallPgfeed(PgfeedOperation):
 
     def database_forwards(self, app_label, schema_editor, from_state, to_state) -> None:
         with schema_editor.connection.cursor() as cursor:
-            cursor.execute("SELECT CASE WHEN to_regprocedure('pgfeed.version()') IS NOT NULL THEN pgfeed.version() END, "
-                           "(SELECT rolsuper FROM pg_roles WHERE rolname = current_user)")
-            installed, superuser = cursor.fetchone()
+            cursor.execute("SELECT to_regprocedure('pgfeed.version()') IS NOT NULL, rolsuper, quote_ident(rolname) "
+                           "FROM pg_roles WHERE rolname = current_user")
+            installed, superuser, role = cursor.fetchone()
+            if installed:  # (a query naming pgfeed.version() fails to parse without the schema)
+                cursor.execute("SELECT pgfeed.version()")
+                installed = cursor.fetchone()[0]
         if installed == pgfeed.__version__:
             return
         if not superuser:
-            raise pgfeed.InstallError(
-                f"pgfeed {pgfeed.__version__} is not installed in this database ({installed or 'none is'}), and "
-                f"installing needs a superuser; one runs, once: "
-                f"pgfeed install --dsn {conninfo_for_superuser(schema_editor.connection)!r}  -- then migrate again")
+            raise pgfeed.InstallError(one_time_step(schema_editor.connection, installed, role))
         pgfeed.install(schema_editor.connection.connection)
 
     def database_backwards(self, app_label, schema_editor, from_state, to_state) -> None:
@@ -82,12 +82,20 @@ class InstallPgfeed(PgfeedOperation):
             pgfeed.uninstall(schema_editor.connection.connection)
 
 
-def conninfo_for_superuser(connection) -> str:
-    """The migrating connection's libpq string, with the usual superuser's name and no password."""
+def one_time_step(connection, installed: str | None, role: str) -> str:
+    """What a superuser runs once so that the migrating role installs nothing and manages its own feeds: the
+    install, with the connection's libpq string (the usual superuser's name, no password) and the role let
+    manage feeds; and the same in the template Django makes test databases from."""
     params = conninfo_to_dict(conninfo(connection.alias))
     params.pop("password", None)
-    params["user"] = "postgres"
-    return make_conninfo(**params)
+    template = connection.settings_dict.get("TEST", {}).get("TEMPLATE") or "template1"
+    install = "pgfeed install --dsn {!r} --feed-admin " + role
+    return (f"pgfeed {pgfeed.__version__} is not installed in this database ({installed or 'none is'}), and "
+            f"installing needs a superuser; one runs, once:\n"
+            f"    {install.format(make_conninfo(**{**params, 'user': 'postgres'}))}\n"
+            f"and, so that the test databases Django makes from {template} have it too:\n"
+            f"    {install.format(make_conninfo(**{**params, 'user': 'postgres', 'dbname': template}))}\n"
+            "then migrate again")
 
 
 class CreateFeed(PgfeedOperation):

@@ -61,6 +61,12 @@ def _variant(spec: str) -> tuple[str, str] | None:
     return (name, variant) if name in PACKAGED_MODELS and variant else None
 
 
+def packaged(spec: str) -> bool:
+    """Whether a spec names a packaged model or its variant: weights this package ships, no code or path of anyone's."""
+    variant = _variant(spec)
+    return spec in PACKAGED_MODELS or (variant is not None and variant[1] == onnx_int8.VARIANT)
+
+
 def variant_path(spec: str) -> str:
     """The directory of a packaged model's variant, built or not."""
     name, variant = _variant(spec) or (None, None)
