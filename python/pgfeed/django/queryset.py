@@ -119,8 +119,14 @@ class FeedPaginator:
 
     def page(self, after: str | None = None) -> FeedPage:
         """The page after the cursor ``after`` (None: the first page)."""
+        objects, next_cursor = self.page_queryset(after)
+        return FeedPage(list(objects), next_cursor)
+
+    def page_queryset(self, after: str | None = None) -> tuple[QuerySet, str | None]:
+        """The page after ``after`` as a QuerySet in feed order (the feed is read, the rows are not yet), and the
+        cursor of the page after it (None if it is the last)."""
         rows = feed_rows(self.queryset, self.feed, self.user, self.per_page + 1, after, self.filter, self.exclude,
                          self.exclude_seen)
         more = len(rows) > self.per_page
         rows = rows[:self.per_page]
-        return FeedPage(list(in_feed_order(self.queryset, rows)), rows[-1][-1] if more else None)
+        return in_feed_order(self.queryset, rows), rows[-1][-1] if more else None
