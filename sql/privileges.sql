@@ -6,7 +6,7 @@
 -- gave it (row-level security on pgfeed's catalog, SELECT on a feed's
 -- tables). A worker role that is neither a superuser nor a feed
 -- administrator needs:
--- GRANT EXECUTE ON FUNCTION pgfeed.work(text, integer), pgfeed.queued(text) TO worker_role.
+-- GRANT EXECUTE ON FUNCTION pgfeed.work(text, integer, text), pgfeed.queued(text, text) TO worker_role.
 -- SECURITY.md says why each SECURITY DEFINER function is safe.
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA pgfeed FROM PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA pgfeed FROM PUBLIC;

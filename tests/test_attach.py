@@ -3,6 +3,7 @@
 import psycopg
 import pytest
 
+import pgfeed
 from conftest import HASHING, attach, fresh, make_tables
 
 
@@ -85,3 +86,40 @@ def test_a_feed_whose_tables_were_dropped_can_still_be_dropped(conn):
     conn.execute(f"DROP TABLE {like}, {post}")
     conn.execute("SELECT pgfeed.drop_feed(%s)", [feed])
     assert conn.execute("SELECT count(*) FROM pgfeed.feed_config WHERE name = %s", [feed]).fetchone()[0] == 0
+
+
+def texts_embedded(conn):
+    """How many texts this session's backend has embedded with the test encoder."""
+    row = conn.execute("SELECT texts FROM pgfeed.encoder_stats() WHERE model = %s", [HASHING]).fetchone()
+    return row[0] if row else 0
+
+
+def test_attaching_the_feeds_own_table_again_keeps_the_vectors_of_unchanged_texts(conn, app):
+    """The fix for a renamed column: attach the same table again with the new name. The feed's definition changes
+    in place; only new and changed texts reach the model, and what the triggers missed meanwhile is caught up
+    (detach and attach would embed every item again, and lose the likes' order)."""
+    post, like = make_tables(conn)
+    feed = attach(conn, post, like)
+    app.execute(f"INSERT INTO {post} (title, body) SELECT 'post ' || g, 'body ' || g FROM generate_series(1, 4) g")
+    app.execute(f"INSERT INTO {like} (user_id, post_id) VALUES (1, 1)")
+    app.execute(f"ALTER TABLE {post} RENAME COLUMN body TO content")
+    app.execute(f"INSERT INTO {post} (title, content) VALUES ('post 5', 'body 5')")  # missed: the feed stands aside
+    app.execute(f"UPDATE {post} SET content = 'changed' WHERE id = 2")
+    app.execute(f"DELETE FROM {post} WHERE id = 4")
+    app.execute(f"INSERT INTO {like} (user_id, post_id) VALUES (1, 3)")
+    assert [s["problem"] is not None for s in pgfeed.status(conn) if s["feed"] == feed] == [True]
+
+    before = texts_embedded(conn)
+    conn.execute(f"""SELECT pgfeed.attach_content(%s, '{post}'::regclass, 'id', $$title || ' ' || content$$,
+                                                 'created_at', condition => $$status = 'published'$$)""", [feed])
+    assert texts_embedded(conn) - before == 2  # post 5 and the changed post 2; posts 1 and 3 kept their vectors
+    [status] = [s for s in pgfeed.status(conn) if s["feed"] == feed]
+    assert (status["problem"], status["items"], status["embedded"], status["interactions"]) == (None, 4, 4, 2)
+    store = conn.execute("SELECT pgfeed._item_store(feed_id) FROM pgfeed.feed_config WHERE name = %s", [feed]).fetchone()[0]
+    assert conn.execute(f"SELECT item_id, embedding = pgfeed.embed(%s, %s) FROM {store} WHERE item_id IN (2, 5) "
+                        "ORDER BY item_id", ["post 2 changed", HASHING]).fetchall() == [(2, True), (5, False)]
+    app.execute(f"INSERT INTO {post} (title, content) VALUES ('post 6', 'body 6')")  # followed again
+    assert 6 in {item.item_id for item in pgfeed.feed(conn, feed, None, limit=10)}
+    other, _ = make_tables(conn)
+    with pytest.raises(psycopg.errors.DuplicateObject, match=f'feed "{feed}" already has a content table'):
+        conn.execute(f"SELECT pgfeed.attach_content(%s, '{other}', 'id', 'title', 'created_at')", [feed])

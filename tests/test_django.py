@@ -352,12 +352,16 @@ def test_attach_impressions_operation(models, conn):
 
 
 def test_a_field_a_feed_reads_renamed_is_an_error_until_a_migration_attaches_it_again(models, conn, monkeypatch):
+    """pgfeed.E001 names the operation that fixes it, AttachContent(..., again=True); applied after the rename, it
+    keeps the items' vectors (no text reaches the model) and the feed follows the table again."""
     from django.apps import apps
     from django.core.checks import run_checks
+    from django.db import connection
     from django.db import models as m
     from django.db.migrations.executor import MigrationExecutor
+    from django.db.migrations.state import ModelState, ProjectState
 
-    from pgfeed.django.operations import Detach
+    from pgfeed.django.operations import AttachContent
 
     Article, Like, Author, _ = models
     feed, _ = article_feed(conn, Article, Like)  # reads title and body
@@ -380,19 +384,40 @@ def test_a_field_a_feed_reads_renamed_is_an_error_until_a_migration_attaches_it_
     try:
         [error] = errors()
         assert "column 'body'" in error.msg and error.obj is ArticleRenamed
-        assert f"Detach('{feed}', model='pgfeed_tests.ArticleRenamed'), then AttachContent('{feed}'" in error.hint
+        assert f"AttachContent('{feed}', model='pgfeed_tests.ArticleRenamed', ..., again=True)" in error.hint
+        again = AttachContent(feed, model="pgfeed_tests.ArticleRenamed", text=["title", "content"],
+                              created_at="created_at", again=True)
 
         class Pending:  # a migration not applied yet that attaches the feed again
-            operations = [Detach(feed, model="pgfeed_tests.ArticleRenamed")]
+            operations = [again]
 
         monkeypatch.setattr(MigrationExecutor, "migration_plan", lambda self, targets, clean_start=False: [(Pending, False)])
         assert errors() == []
+        assert again.deconstruct()[2]["again"] is True and not again.reversible
+
+        # the migration: the rename, then the operation
+        conn.execute(f"ALTER TABLE {Article._meta.db_table} RENAME COLUMN body TO content")
+        try:
+            state = ProjectState()
+            for model in (Author, ArticleRenamed):
+                state.add_model(ModelState.from_model(model))
+            texts = "SELECT coalesce(sum(texts), 0) FROM pgfeed.encoder_stats()"
+            with connection.schema_editor() as editor:
+                before = editor.connection.cursor().execute(texts).fetchone()[0]
+                again.database_forwards("pgfeed_tests", editor, state, state)
+                assert editor.connection.cursor().execute(texts).fetchone()[0] == before  # no text re-embedded
+            [status] = [row for row in pgfeed.status(conn) if row["feed"] == feed]
+            rows = conn.execute(f"SELECT count(*) FROM {Article._meta.db_table}").fetchone()[0]
+            assert (status["problem"], status["items"], status["pending"]) == (None, rows, 0)
+        finally:
+            conn.execute(f"ALTER TABLE {Article._meta.db_table} RENAME COLUMN content TO body")
     finally:
         monkeypatch.undo()
         del apps.all_models["pgfeed_tests"]["articlerenamed"]
         apps.clear_cache()
     monkeypatch.setattr(apps, "get_models", lambda *args, **kwargs: list(apps.all_models["pgfeed_tests"].values()))
-    assert errors() == []  # the model as it is reads fine
+    assert [m.id for m in run_checks(databases=["default"]) if f"'{feed}'" in m.msg] == ["pgfeed.E001"]  # (back)
+    conn.execute("SELECT pgfeed.drop_feed(%s)", [feed])
 
 
 def test_attach_content_conditions_from_q_objects_select_what_the_orm_selects(models, conn):

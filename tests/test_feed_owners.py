@@ -246,3 +246,78 @@ def test_a_set_up_call_from_an_index_expression_cannot_act_as_whoever_maintains_
     conn.execute("RESET pgfeed_test.armed")
     assert settings(conn, theirs) is not None
     conn.execute("DROP TABLE trap")
+
+
+@pytest.mark.parametrize("where, expression", [
+    ("text", "body)::text FROM {post}; ALTER ROLE {role} SUPERUSER; SELECT (body"),
+    ("text", "body) FROM {post}, pg_authid WHERE (true"),
+    ("condition", "true) OR (SELECT true FROM pg_authid"),
+    ("weight", "1)::float8 FROM {like}; ALTER ROLE {role} SUPERUSER; SELECT (1"),
+    ("text", "body || E'\\'' || ')'"),
+    ("text", "body /* ) */"),
+    ("text", "$x$)$x$"),
+], ids=["statements", "from clause", "condition", "weight", "escape string", "comment", "dollar quote"])
+def test_an_expression_cannot_close_its_parentheses_or_end_the_statement(conn, owner, where, expression):
+    """What the review of 0.5.0 found: pgfeed pasted the text between parentheses into a statement it ran with its
+    own rights, so `body); ALTER ROLE ...` made a feed owner a superuser. Each is refused before anything parses
+    it."""
+    role, session = owner
+    post, like = make_tables(session, owner=None)
+    feed = fresh("feed")
+    session.execute("SELECT pgfeed.create_feed(%s, model => %s)", [feed, HASHING])
+    expression = expression.format(post=post, like=like, role=role)
+    if where == "weight":
+        session.execute(f"SELECT pgfeed.attach_content(%s, '{post}', 'id', 'title', 'created_at')", [feed])
+        call = f"SELECT pgfeed.attach_interactions(%s, '{like}', 'user_id', 'post_id', weight_expression => %s)"
+        params = [feed, expression]
+    else:
+        call = f"SELECT pgfeed.attach_content(%s, '{post}', 'id', %s, 'created_at', condition => %s)"
+        params = [feed, expression, None] if where == "text" else [feed, "title", expression]
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match=f"{where} expression .* is not one SQL expression"):
+        session.execute(call, params)
+    assert conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = %s", [role]).fetchone() == (False,)
+    # what looks like those inside a string or a quoted name is data
+    session.execute(f'ALTER TABLE {post} ADD COLUMN "a;)" text')
+    if where != "weight":
+        session.execute(f"""SELECT pgfeed.attach_content(%s, '{post}', 'id', $$title || ';)' || "a;)"$$,
+                                                         'created_at')""", [feed])
+
+
+def test_a_whole_row_reference_cannot_reach_a_column_of_the_owners_type(conn, owner):
+    """A whole-row reference reads every column, also one of the table owner's own type whose cast to json is the
+    owner's code: to_json(r) ran it with pgfeed's rights (the review of 0.5.0). Refused, to superusers too, whose
+    feeds' tables also have owners."""
+    _, session = owner
+    table = fresh("r")
+    session.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, body text, at timestamptz DEFAULT now())")
+    for who in (conn, session):
+        feed = fresh("feed")
+        who.execute("SELECT pgfeed.create_feed(%s, model => %s)", [feed, HASHING])
+        for text in (f"to_json({table})::text", f"{table}::text", f"coalesce(body, {table}::text)"):
+            with pytest.raises(psycopg.errors.InvalidParameterValue, match="a whole-row reference"):
+                who.execute(f"SELECT pgfeed.attach_content(%s, '{table}', 'id', %s, 'at')", [feed, text])
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="generate_series.*which returns a set"):
+        session.execute(f"SELECT pgfeed.attach_content(%s, '{table}', 'id', 'generate_series(1, 3)::text', 'at')",
+                        [feed])  # (a set of texts a row: the feed failed on ON CONFLICT, again at every catch-up)
+
+
+def test_a_feed_owners_workers_work_on_its_own_feeds(conn, owner, make_role):
+    """work() and queued() of a feed owner see its own feeds only (the review of 0.5.0: they embedded and named
+    other tenants' feeds); a worker role a superuser granted them works on every feed, as before."""
+    _, session = owner
+    feed, post, _ = own_feed(session)
+    session.execute("SELECT pgfeed.alter_feed(%s, mode => 'async')", [feed])
+    theirs, their_post, _ = own_feed(conn)
+    conn.execute("SELECT pgfeed.alter_feed(%s, mode => 'async')", [theirs])
+    session.execute(f"INSERT INTO {post} (title, body) VALUES ('a', 'b')")
+    conn.execute(f"INSERT INTO {their_post} (title, body) VALUES ('c', 'd'), ('e', 'f')")
+    assert session.execute("SELECT pgfeed.queued()").fetchone()[0] == 1
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match=f'must be the owner of feed "{theirs}"'):
+        session.execute("SELECT pgfeed.queued(%s)", [theirs])
+    assert [row[0] for row in session.execute("SELECT feed_name FROM pgfeed.work()")] == [feed]
+    assert session.execute("SELECT * FROM pgfeed.work()").fetchall() == []  # theirs is left for their workers
+    worker, worker_dsn = make_role()
+    conn.execute(f"GRANT EXECUTE ON FUNCTION pgfeed.work(text, integer, text), pgfeed.queued(text, text) TO {worker}")
+    with psycopg.connect(worker_dsn, autocommit=True) as dedicated:
+        assert dedicated.execute("SELECT pgfeed.queued(%s)", [theirs]).fetchone()[0] == 2
+        assert dedicated.execute("SELECT feed_name, claimed FROM pgfeed.work(%s)", [theirs]).fetchall() == [(theirs, 2)]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import pgfeed
-from pgfeed import encoders, server
+from pgfeed import encoders, expressions, server
 from pgfeed.client import parse_key
 from pgfeed.encoders.hashing import HashingEncoder
 
@@ -69,3 +69,31 @@ def test_encoder_threads_are_capped_at_the_cores():
     assert server._threads(str(cores + 30)) == cores
     assert server._threads("1") == 1
     assert server._threads(None) is None
+
+
+@pytest.mark.parametrize("expression", [
+    "title || ' ' || body", "status = 'it''s'", '"odd;)col" || \'a;b)\'', "coalesce(title, '') || (views + 1)",
+    "title ~ '[(]'", "'-- not a comment'", "'$1'", "B'101'::integer > 0", "value'x'", "body -1",
+])
+def test_expressions_that_stay_inside_their_parentheses(expression):
+    assert expressions.problem(expression) is None
+
+
+@pytest.mark.parametrize("expression, culprit", [
+    ("body); SELECT (1", "a closing parenthesis that it did not open"),
+    ("body) FROM t, pg_authid WHERE (true", "a closing parenthesis that it did not open"),
+    ("(body", "a parenthesis that it does not close"),
+    ("1; DROP TABLE t", "a semicolon"),
+    ("body || E'\\')'", "an escape string"),
+    ("body ||e'x'", "an escape string"),
+    ("U&'\\0041'", "an escape string"),
+    ('U&"a"', "an escape string"),
+    ("$$)$$", "a dollar sign"),
+    ("$1", "a dollar sign"),
+    ("body -- )", "a comment"),
+    ("body /* ) */", "a comment"),
+    ("'unterminated", "a string that does not end"),
+    ('"unterminated', "a quoted identifier that does not end"),
+])
+def test_expressions_that_could_leave_them_are_refused(expression, culprit):
+    assert expressions.problem(expression).startswith(culprit)

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from pgfeed import encoders
+from pgfeed import encoders, expressions
 
 CHUNK = 256  # texts a model call: bounds memory whatever the statement size
 
@@ -61,6 +61,10 @@ def dimensions(model: str) -> int:
 
 def packaged(model: str) -> bool:
     return encoders.packaged(model)
+
+
+def expression_problem(expression: str) -> str | None:
+    return expressions.problem(expression)
 
 
 def encoder_stats(gd: MutableMapping[str, Any]) -> list[tuple]:

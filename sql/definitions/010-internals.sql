@@ -233,6 +233,15 @@ BEGIN
     IF p_expression IS NULL THEN
         RETURN NULL;  -- no condition
     END IF;
+    -- It is written into statements between parentheses (here, and where it
+    -- is evaluated): it may not close them or end the statement.
+    v_foreign := pgfeed._expression_problem(p_expression);
+    IF v_foreign IS NOT NULL THEN
+        RAISE EXCEPTION '% expression % is not one SQL expression: it has %', p_what, quote_literal(p_expression),
+                        v_foreign
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = format('it is an SQL expression of type %s over the columns of %s', p_type, p_table);
+    END IF;
     -- A view is parsed, never run: the expression is checked, and what it
     -- uses found in pg_depend, without evaluating anything. It is parsed with
     -- the search_path it is evaluated with (pgfeed._evaluate_rows). A
@@ -267,13 +276,20 @@ BEGIN
     SELECT coalesce(v_foreign, (
         -- (built-in functions are pinned: pg_depend records none; the parsed rule names each one it calls)
         SELECT format('function %s, which %s', p.oid::regprocedure,
-                      CASE WHEN p.provolatile = 'v' THEN 'is volatile' ELSE 'runs SQL given as text' END)
+                      CASE WHEN p.provolatile = 'v' THEN 'is volatile' WHEN p.proretset THEN 'returns a set'
+                           ELSE 'runs SQL given as text' END)
           FROM pg_rewrite w
          CROSS JOIN LATERAL regexp_matches(w.ev_action::text, ':(?:funcid|opfuncid) (\d+)', 'g') AS m
           JOIN pg_proc p ON p.oid = m[1]::oid
          WHERE w.ev_class = ('pg_temp.' || quote_ident(v_view))::regclass
-           AND (p.provolatile = 'v' OR p.proname LIKE '%\_to\_xml%')
-         LIMIT 1))
+           AND (p.provolatile = 'v' OR p.proname LIKE '%\_to\_xml%' OR p.proretset)
+         LIMIT 1), (
+        -- A whole-row reference reads every column, also those pgfeed does
+        -- not watch, whose types (and casts) a table owner may make its own.
+        SELECT 'a whole-row reference to the table: name its columns'
+          FROM pg_rewrite w
+         WHERE w.ev_class = ('pg_temp.' || quote_ident(v_view))::regclass
+           AND w.ev_action::text ~ '\{VAR :varno \d+ :varattno 0 '))
       INTO v_foreign;
     -- A feed owner who is not a superuser (p_pure) may use only what computes
     -- a value from the row alone, so that it does the same with anyone's
@@ -317,6 +333,17 @@ $$;
 COMMENT ON FUNCTION pgfeed._expression_columns(regclass, text, regtype, text, boolean) IS
     'checks that an expression is valid SQL of a type over a table''s rows that uses only what is built in (pure: '
     'and computes from the row alone), without running it; returns the columns it reads';
+
+CREATE OR REPLACE FUNCTION pgfeed._expression_problem(p_expression text) RETURNS text
+LANGUAGE plpython3u IMMUTABLE STRICT
+SET search_path FROM CURRENT
+AS $python$
+if "pgfeed" not in GD:
+    plpy.execute("SELECT pgfeed._python_init()")
+return GD["pgfeed"].expression_problem(p_expression)
+$python$;
+COMMENT ON FUNCTION pgfeed._expression_problem(text) IS
+    'what keeps a text from being one SQL expression that stays inside the parentheses it is written between, or NULL';
 
 CREATE OR REPLACE FUNCTION pgfeed._pure_stable(p_function name) RETURNS boolean
 LANGUAGE sql IMMUTABLE STRICT

@@ -173,7 +173,7 @@ SET search_path FROM CURRENT
 AS $$
 BEGIN
     DELETE FROM pgfeed.feed_admin a WHERE a.admin = role;
-    EXECUTE format('REVOKE EXECUTE ON FUNCTION pgfeed.work(text, integer), pgfeed.queued(text) FROM %s', role);
+    EXECUTE format('REVOKE EXECUTE ON FUNCTION pgfeed.work(text, integer, text), pgfeed.queued(text, text) FROM %s', role);
 END
 $$;
 COMMENT ON FUNCTION pgfeed.revoke_admin(regrole) IS
@@ -185,7 +185,7 @@ SET search_path FROM CURRENT
 AS $$
 BEGIN
     -- the workers' calls (made again by every install, which may make them anew)
-    EXECUTE format('GRANT EXECUTE ON FUNCTION pgfeed.work(text, integer), pgfeed.queued(text) TO %s', p_role);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION pgfeed.work(text, integer, text), pgfeed.queued(text, text) TO %s', p_role);
 END
 $$;
 COMMENT ON FUNCTION pgfeed._grant_admin_rights(regrole) IS 'grants a feed administrator the workers'' calls';

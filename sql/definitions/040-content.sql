@@ -481,8 +481,11 @@ DECLARE
     v_store text := pgfeed._item_store(v_feed.feed_id);
     v_columns smallint[];
     v_column name;
+    -- the same table again: its definition changes in place (a renamed column)
+    v_again boolean := EXISTS (SELECT FROM pgfeed.content_source s
+                                WHERE s.feed_id = v_feed.feed_id AND s.source = attach_content.source);
 BEGIN
-    IF EXISTS (SELECT 1 FROM pgfeed.content_source s WHERE s.feed_id = v_feed.feed_id) THEN
+    IF NOT v_again AND EXISTS (SELECT 1 FROM pgfeed.content_source s WHERE s.feed_id = v_feed.feed_id) THEN
         RAISE EXCEPTION 'feed "%" already has a content table', feed
             USING ERRCODE = 'duplicate_object',
                   HINT = format('detach it first: SELECT pgfeed.detach(%L)', feed);
@@ -490,6 +493,12 @@ BEGIN
     PERFORM pgfeed._require_table(source);
     PERFORM pgfeed._require_owned_table(source, v_caller);
     v_item_kind := pgfeed._key_column(source, id_column, 'an item');
+    IF v_again AND v_item_kind <> v_feed.item_type THEN
+        RAISE EXCEPTION 'column %.% holds % keys but the items of feed "%" have % keys', source, quote_ident(id_column),
+                        v_item_kind, feed, v_feed.item_type
+            USING ERRCODE = 'datatype_mismatch',
+                  HINT = format('detach it first, which drops its items: SELECT pgfeed.detach(%L)', feed);
+    END IF;
     PERFORM pgfeed._require_unique_key(source, id_column);
     IF NOT pgfeed._time_type(pgfeed._column_type(source, created_at_column)) THEN
         RAISE EXCEPTION 'column %.% has type %, which pgfeed cannot read as a time', source, quote_ident(created_at_column),
@@ -516,6 +525,17 @@ BEGIN
         v_columns := v_columns || pgfeed._column_number(source, v_column);
     END LOOP;
 
+    IF v_again THEN
+        -- Items keep their vectors: reembed gives the model only the rows
+        -- whose text changed, and stores new times and attributes of the others.
+        UPDATE pgfeed.content_source s
+           SET id_column = attach_content.id_column, text_expression = attach_content.text,
+               created_at_column = attach_content.created_at_column, condition = attach_content.condition,
+               source_name = attach_content.source::text, watched = pgfeed._watched(attach_content.source, v_columns),
+               filter_columns = attach_content.filter_columns, group_column = attach_content.group_column
+         WHERE s.feed_id = v_feed.feed_id;
+        RETURN pgfeed._catch_up(v_feed, 'now');
+    END IF;
     PERFORM pgfeed._create_item_store(v_store, v_item_kind, v_feed.dimensions,
                                       format('pgfeed item store of feed %s', v_feed.feed_id));
     EXECUTE format($ddl$
@@ -545,7 +565,9 @@ $$;
 COMMENT ON FUNCTION pgfeed.attach_content(text, regclass, name, text, name, text, boolean, name[], name, text) IS
     'attaches a content table to a feed: id_column its unique key, text an SQL expression over a row, condition a '
     'boolean one (both built-in SQL only); filter_columns what feed() may filter on, group_column what '
-    'max_per_group caps (an author); existing rows are embedded unless backfill is false; returns how many were embedded';
+    'max_per_group caps (an author); existing rows are embedded unless backfill is false; returns how many were '
+    'embedded. The feed''s own table again: its definition changes, items keep their vectors where the text did not '
+    'change (the fix for a renamed column), what the triggers missed is caught up, and it returns how many rows it read';
 
 -- SECURITY DEFINER, so that a role writing the content table needs no
 -- privilege on pgfeed's tables. It runs nothing the table's owner or the

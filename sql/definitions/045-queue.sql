@@ -42,7 +42,35 @@ AS $$ SELECT (p_feed_id::bigint << 32) | (hashtext(p_item_id)::bigint & 42949672
 COMMENT ON FUNCTION pgfeed._item_lock(integer, text) IS
     'advisory lock key of one item of a feed (single-bigint keys: apart from the per-user profile locks)';
 
-CREATE OR REPLACE FUNCTION pgfeed.work(feed text DEFAULT NULL, batch integer DEFAULT 64)
+-- Workers: superusers and the roles a superuser granted work() and queued()
+-- work on every feed; a feed owner (pgfeed.grant_admin) on its own feeds.
+CREATE OR REPLACE FUNCTION pgfeed._worked_feeds(p_feed text, p_proof text) RETURNS integer[]
+LANGUAGE plpgsql VOLATILE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_caller oid := pgfeed._caller_role(p_proof);
+    v_owner oid;  -- whose feeds, NULL: everyone's
+BEGIN
+    IF NOT pgfeed._is_superuser(v_caller)
+       AND EXISTS (SELECT FROM pgfeed.feed_admin a WHERE pgfeed._has_privileges_of(v_caller, a.admin)) THEN
+        v_owner := v_caller;
+    END IF;
+    IF p_feed IS NOT NULL AND v_owner IS NOT NULL THEN
+        PERFORM pgfeed._owned_feed(p_feed, v_owner);
+    ELSIF p_feed IS NOT NULL THEN
+        PERFORM pgfeed._feed(p_feed);  -- a clear error for an unknown feed
+    END IF;
+    RETURN ARRAY(SELECT c.feed_id FROM pgfeed.feed_config c
+                  WHERE (p_feed IS NULL OR c.name = p_feed)
+                    AND (v_owner IS NULL OR pgfeed._has_privileges_of(v_owner, c.owner)));
+END
+$$;
+COMMENT ON FUNCTION pgfeed._worked_feeds(text, text) IS
+    'the feeds a worker call may work on: the one named, or all; a feed owner''s own only';
+
+CREATE OR REPLACE FUNCTION pgfeed.work(feed text DEFAULT NULL, batch integer DEFAULT 64,
+                                       _caller text DEFAULT pgfeed._caller())
 RETURNS TABLE (feed_name text, claimed integer, embedded integer, failed integer)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path FROM CURRENT
@@ -51,6 +79,7 @@ SET search_path FROM CURRENT
 SET lock_timeout = '1s'
 AS $$
 DECLARE
+    v_feeds integer[] := pgfeed._worked_feeds(work.feed, _caller);
     v_feed pgfeed.feed_config;
     v_source pgfeed.content_source;
     v_seqs bigint[];
@@ -66,15 +95,12 @@ BEGIN
     IF batch IS NULL OR batch < 1 THEN
         RAISE EXCEPTION 'batch must be at least 1, got %', coalesce(batch::text, 'NULL') USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF work.feed IS NOT NULL THEN
-        PERFORM pgfeed._feed(work.feed);  -- a clear error for an unknown feed
-    END IF;
     -- A feed that missed changes of its tables (pgfeed.feed_problem) catches
     -- up once they are readable again: one worker at a time, one call.
     FOR v_feed IN
         SELECT c.* FROM pgfeed.feed_config c
          WHERE EXISTS (SELECT FROM pgfeed.feed_problem p WHERE p.feed_id = c.feed_id)
-           AND (work.feed IS NULL OR c.name = work.feed)
+           AND c.feed_id = ANY (v_feeds)
          ORDER BY c.feed_id FOR UPDATE SKIP LOCKED
     LOOP
         BEGIN
@@ -96,7 +122,7 @@ BEGIN
           JOIN pgfeed.content_source s ON s.feed_id = c.feed_id
           JOIN LATERAL (SELECT min(q.seq) AS first FROM pgfeed.embedding_queue q
                          WHERE q.feed_id = c.feed_id AND q.failed_at IS NULL AND q.not_before <= now()) AS q ON q.first IS NOT NULL
-         WHERE work.feed IS NULL OR c.name = work.feed
+         WHERE c.feed_id = ANY (v_feeds)
          ORDER BY q.first
     LOOP
         -- Claim a batch; rows another worker holds are skipped, not waited for.
@@ -198,7 +224,7 @@ BEGIN
     -- No queued work is ready: like counts and profiles that writers left to
     -- be done without waiting.
     FOR v_feed IN SELECT c.* FROM pgfeed.feed_config c
-                   WHERE c.user_type IS NOT NULL AND (work.feed IS NULL OR c.name = work.feed) ORDER BY c.feed_id LOOP
+                   WHERE c.user_type IS NOT NULL AND c.feed_id = ANY (v_feeds) ORDER BY c.feed_id LOOP
         claimed := pgfeed._catch_up_likes(v_feed.feed_id, batch);
         CONTINUE WHEN claimed = 0;
         feed_name := v_feed.name; embedded := 0; failed := 0;
@@ -209,7 +235,7 @@ BEGIN
     -- One worker at a time fills a feed's shadow store; the others skip it.
     FOR v_feed IN
         SELECT c.* FROM pgfeed.feed_config c
-         WHERE c.next_model IS NOT NULL AND (work.feed IS NULL OR c.name = work.feed)
+         WHERE c.next_model IS NOT NULL AND c.feed_id = ANY (v_feeds)
          ORDER BY c.feed_id FOR UPDATE SKIP LOCKED
     LOOP
         BEGIN
@@ -227,7 +253,7 @@ BEGIN
     END LOOP;
 END
 $$;
-COMMENT ON FUNCTION pgfeed.work(text, integer) IS
+COMMENT ON FUNCTION pgfeed.work(text, integer, text) IS
     'embeds one batch of queued items (of one feed, or of the feed with the oldest work), or else one batch of a '
     'model switch; returns nothing when no work is ready; items that fail are retried with backoff and kept as '
     'failed after max_attempts';
@@ -271,16 +297,20 @@ COMMENT ON FUNCTION pgfeed.retry(text, text) IS
     'queues failed work again (of one feed, or of all the caller manages) with its attempts reset; returns how many '
     'items';
 
-CREATE OR REPLACE FUNCTION pgfeed.queued(feed text DEFAULT NULL) RETURNS bigint
-LANGUAGE sql STABLE SECURITY DEFINER
+CREATE OR REPLACE FUNCTION pgfeed.queued(feed text DEFAULT NULL, _caller text DEFAULT pgfeed._caller()) RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path FROM CURRENT
 AS $$
-    SELECT count(*) FROM pgfeed.embedding_queue q JOIN pgfeed.feed_config c ON c.feed_id = q.feed_id
-     WHERE q.failed_at IS NULL AND (queued.feed IS NULL OR c.name = queued.feed)
+DECLARE
+    v_feeds integer[] := pgfeed._worked_feeds(queued.feed, _caller);
+BEGIN
+    RETURN (SELECT count(*) FROM pgfeed.embedding_queue q WHERE q.failed_at IS NULL AND q.feed_id = ANY (v_feeds));
+END
 $$;
-COMMENT ON FUNCTION pgfeed.queued(text) IS 'queued work not yet failed (of one feed, or of all): what workers have left to do';
+COMMENT ON FUNCTION pgfeed.queued(text, text) IS
+    'queued work not yet failed (of one feed, or of all the caller works on): what workers have left to do';
 
-CREATE OR REPLACE FUNCTION pgfeed._catch_up(p_feed pgfeed.feed_config) RETURNS integer
+CREATE OR REPLACE FUNCTION pgfeed._catch_up(p_feed pgfeed.feed_config, p_embed text DEFAULT 'queue') RETURNS integer
 LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
 AS $$
@@ -293,13 +323,14 @@ DECLARE
     v_seen bigint := (SELECT max(seq) FROM pgfeed.feed_problem WHERE feed_id = p_feed.feed_id);
 BEGIN
     -- What the triggers missed while the tables could not be read: the item
-    -- store follows the content table again (changed texts are queued, for
-    -- the workers), and the interaction log is loaded anew from each table.
+    -- store follows the content table again (changed texts are queued for
+    -- the workers, or embedded now), and the interaction log is loaded anew
+    -- from each table.
     PERFORM pgfeed._remove_gone_items(p_feed);
     LOOP
         v_page := pgfeed._read_content(v_source, p_feed.item_type, NULL, v_after, 512);
         EXIT WHEN v_page.ids IS NULL;
-        PERFORM pgfeed._sync_items(p_feed.feed_id, v_page.ids, v_page.texts, v_page.created, v_page.eligible, 'queue',
+        PERFORM pgfeed._sync_items(p_feed.feed_id, v_page.ids, v_page.texts, v_page.created, v_page.eligible, p_embed,
                                    v_page.errors, v_page.attributes);
         v_rows := v_rows + cardinality(v_page.ids);
         v_after := v_page.last_key;
@@ -318,5 +349,6 @@ BEGIN
     RETURN v_rows;
 END
 $$;
-COMMENT ON FUNCTION pgfeed._catch_up(pgfeed.feed_config) IS
-    'brings a feed that missed changes of its tables up to date with them; returns how many content rows it read';
+COMMENT ON FUNCTION pgfeed._catch_up(pgfeed.feed_config, text) IS
+    'brings a feed that missed changes of its tables up to date with them, changed texts queued (or embedded now: '
+    'p_embed ''now''); returns how many content rows it read';

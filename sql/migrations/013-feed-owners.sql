@@ -19,7 +19,7 @@ COMMENT ON TABLE pgfeed.allowed_model IS
     'model specs a superuser let feed owners use (pgfeed.allow_model), besides the packaged models';
 
 -- Functions whose arguments change: the definitions make them again (the set-up
--- functions take the caller's proof of identity, _caller).
+-- functions take the caller's proof of identity, _caller; a catch-up may embed).
 DO $$
 DECLARE
     v_function regprocedure;
@@ -29,7 +29,7 @@ BEGIN
                          AND p.proname IN ('create_feed', 'alter_feed', 'detach', 'drop_feed', 'grant_feed',
                                            'revoke_feed', 'attach_content', 'attach_interactions',
                                            'attach_impressions', '_attach_interactions', 'reembed', 'reembed_batch',
-                                           'retry', '_expression_columns', '_content_columns') LOOP
+                                           'retry', '_expression_columns', '_content_columns', '_catch_up', 'work', 'queued') LOOP
         EXECUTE format('DROP FUNCTION %s', v_function);
     END LOOP;
 END

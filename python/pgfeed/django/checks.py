@@ -112,11 +112,14 @@ def check_attached_fields(app_configs=None, databases=None, **kwargs) -> list:
                 if feed in pending:
                     continue
                 label = model._meta.label
+                fix = (f"AttachContent({feed!r}, model={label!r}, ..., again=True) with the fields as they are now; "
+                       "items whose text did not change keep their vectors" if kind == "content" else
+                       f"Detach({feed!r}, model={label!r}), then {ATTACH[kind]}({feed!r}, model={label!r}, ...) with "
+                       "the fields as they are now; its likes are loaded again")
                 messages.append(Error(
                     f"feed {feed!r} reads column {column!r} of table {table!r}, which model {label} has no field for "
                     "(renamed or removed?): once migrated, the feed stops following the table",
-                    hint=f"in the migration that renames or removes the field, or a new one: "
-                         f"Detach({feed!r}, model={label!r}), then {ATTACH[kind]}({feed!r}, model={label!r}, ...) with "
-                         "the fields as they are now (pgfeed.django.operations); the feed's items are embedded again",
+                    hint=f"in the migration that renames or removes the field, or a new one: {fix} "
+                         "(pgfeed.django.operations)",
                     obj=model, id="pgfeed.E001"))
     return messages

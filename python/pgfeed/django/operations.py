@@ -240,20 +240,35 @@ class AttachContent(Attach):
     """pgfeed.attach_content over a model: ``text`` a list of fields (joined with spaces, NULLs skipped) or an SQL
     expression; ``condition`` a Q object (``Q(status="published")``), a dict of fields and values (ANDed
     equalities) or an SQL expression;
-    ``filter_columns`` and ``group_column`` fields. Reversed: detached."""
+    ``filter_columns`` and ``group_column`` fields. Reversed: detached.
+
+    ``again=True`` attaches the feed's own table again, with its fields as they are after a RenameField or
+    RemoveField (pgfeed.E001): the feed's definition changes in place, items whose text did not change keep their
+    vectors, and what the triggers missed meanwhile is caught up. That is not reversible."""
 
     required = ("text", "created_at")
     optional = ("condition", "filter_columns", "group_column")
 
     def __init__(self, feed: str, model: str, text: Sequence[str] | str, created_at: str,
                  condition: Q | dict[str, Any] | str | None = None, filter_columns: Sequence[str] | None = None,
-                 group_column: str | None = None, backfill: bool = True) -> None:
+                 group_column: str | None = None, backfill: bool = True, again: bool = False) -> None:
         super().__init__(feed, model)
         self.text, self.created_at, self.condition = text, created_at, condition
         self.filter_columns, self.group_column, self.backfill = filter_columns, group_column, backfill
+        self.again = again
+        self.reversible = not again
+
+    def deconstruct(self):
+        name, args, kwargs = super().deconstruct()
+        return name, args, {**kwargs, "again": True} if self.again else kwargs
 
     def describe(self) -> str:
-        return f"Attach {self.model} to feed {self.feed}"
+        return f"Attach {self.model} to feed {self.feed}{' again' if self.again else ''}"
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        if self.again:
+            raise IrreversibleError(f"{self.describe()} cannot be reversed: the feed's definition before it is gone")
+        super().database_backwards(app_label, schema_editor, from_state, to_state)
 
     def database_forwards(self, app_label, schema_editor, from_state, to_state) -> None:
         model = self.model_of(to_state)
