@@ -57,3 +57,12 @@ GRANT EXECUTE ON FUNCTION
     pgfeed._python_init(),
     pgfeed._python_path()
 TO PUBLIC;
+-- Items one at a time (070-admin.sql, the Django admin's): item_status reads with the caller's rights, as status()
+-- does; reembed_items stays with feed administrators, as reembed does (nothing granted).
+GRANT EXECUTE ON FUNCTION
+    pgfeed.item_status(text, text[]),
+    -- what it calls, with the caller's rights
+    pgfeed._require_feed_name(text),
+    pgfeed._item_keys(pgfeed.feed_config, text[]),
+    pgfeed._content_source(pgfeed.feed_config)
+TO PUBLIC;
