@@ -171,29 +171,40 @@ COMMENT ON FUNCTION pgfeed._reembed_keys(pgfeed.feed_config, text[]) IS
     'sends the content rows of some keys (a page) through embedding again, embedded now (sync) or queued (async); '
     'removes the items whose row is gone; returns how many were embedded or queued';
 
--- Not granted to PUBLIC: a feed administrator's call, as reembed() is (the
--- same checks first, then reembed()'s internals a page of keys at a time).
-CREATE OR REPLACE FUNCTION pgfeed.reembed_items(feed text, ids text[]) RETURNS bigint
+CREATE OR REPLACE FUNCTION pgfeed._reembed_items(p_feed pgfeed.feed_config, p_ids text[]) RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    v_feed pgfeed.feed_config := pgfeed._feed(pgfeed._require_feed_name(feed));
     v_keys text[];
     v_done bigint := 0;
 BEGIN
-    PERFORM pgfeed._require_readable(v_feed);
-    IF ids IS NULL THEN
+    PERFORM pgfeed._require_readable(p_feed);
+    IF p_ids IS NULL THEN
         RAISE EXCEPTION 'ids must not be NULL'
             USING ERRCODE = 'null_value_not_allowed',
                   HINT = format('pass the keys of the items to embed again; every item: SELECT pgfeed.reembed(%L, force => true)',
-                                v_feed.name);
+                                p_feed.name);
     END IF;
-    v_keys := ARRAY(SELECT DISTINCT k FROM unnest(pgfeed._item_keys(v_feed, ids)) AS k ORDER BY k);
+    -- a page of keys at a time, as reembed() goes through the table
+    v_keys := ARRAY(SELECT DISTINCT k FROM unnest(pgfeed._item_keys(p_feed, p_ids)) AS k ORDER BY k);
     FOR v_page IN 0 .. (cardinality(v_keys) + 511) / 512 - 1 LOOP
-        v_done := v_done + pgfeed._reembed_keys(v_feed, v_keys[v_page * 512 + 1 : (v_page + 1) * 512]);
+        v_done := v_done + pgfeed._reembed_keys(p_feed, v_keys[v_page * 512 + 1 : (v_page + 1) * 512]);
     END LOOP;
     RETURN v_done;
+END
+$$;
+COMMENT ON FUNCTION pgfeed._reembed_items(pgfeed.feed_config, text[]) IS
+    'what reembed_items does once the feed is found: the keys checked, then sent through embedding a page at a time';
+
+-- Not granted to PUBLIC: a feed administrator's call, as reembed() is. The
+-- feed is found as reembed() finds it; _reembed_items does the rest.
+CREATE OR REPLACE FUNCTION pgfeed.reembed_items(feed text, ids text[]) RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    RETURN pgfeed._reembed_items(pgfeed._feed(pgfeed._require_feed_name(feed)), ids);
 END
 $$;
 COMMENT ON FUNCTION pgfeed.reembed_items(text, text[]) IS
