@@ -11,6 +11,7 @@ import uuid
 
 import psycopg
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 
 import pgfeed
 from conftest import APP_ROLE, HASHING, ROOT, attach, drain, encoder_calls, feed_id, fresh, make_tables
@@ -214,6 +215,36 @@ def test_retry_and_reembed_act_on_the_feed_and_say_how_many(site, conn, posts):
     assert "Feed “no_such_feed”: retry failed: unknown feed" in html.unescape(response.text)
 
 
+def test_as_the_application_role_the_page_shows_its_feeds_and_says_what_it_may_not_do(site, conn, app):
+    from django.db import connection
+
+    post, like = make_tables(conn)
+    granted = attach(conn, post, like)  # granted to the application role; the admin's own feed is not
+    # Django's tables for the role: sessions, users, permissions
+    conn.execute(f"""DO $$ DECLARE t text; BEGIN
+        FOR t IN SELECT quote_ident(tablename) FROM pg_tables WHERE schemaname = 'public'
+                  AND (tablename LIKE 'django\\_%' OR tablename LIKE 'auth\\_%') LOOP
+            EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %s TO {APP_ROLE}', t);
+        END LOOP;
+        EXECUTE 'GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {APP_ROLE}';
+    END $$""")
+    superuser = client(site["superuser"])
+    connection.close()
+    connection.settings_dict["USER"] = APP_ROLE
+    try:
+        page = superuser.get("/admin/pgfeed/feed/")
+        assert page.status_code == 200
+        assert set(feed_rows(page.text)) == {row["feed"] for row in pgfeed.status(app)}
+        assert granted in feed_rows(page.text) and site["feed"] not in feed_rows(page.text)
+        response = superuser.post("/admin/pgfeed/feed/", {"feed": granted, "action": "retry"}, follow=True)
+        said = html.unescape(response.text)
+        assert f"Feed “{granted}”: retry failed: permission denied" in said  # a feed administrator's call
+        assert "Django's database role lacks the right" in said
+    finally:
+        connection.close()
+        connection.settings_dict["USER"] = conninfo_to_dict(conn.info.dsn)["user"]
+
+
 def test_the_changelist_shows_each_rows_state_from_one_item_status_call(site, conn, posts):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
@@ -314,6 +345,10 @@ def test_reembed_items_is_a_feed_administrators_call(app, conn):
     for call in ("reembed_items(%s, ARRAY['1'])", "reembed(%s)"):  # refused, as reembed() is
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             app.execute(f"SELECT pgfeed.{call}", [feed])
+    # the same privileges as reembed(): who may call it, with whose rights
+    assert conn.execute("SELECT proacl, prosecdef FROM pg_proc WHERE oid = 'pgfeed.reembed_items(text, text[])'::regprocedure"
+                        ).fetchone() == \
+        conn.execute("SELECT proacl, prosecdef FROM pg_proc WHERE oid = 'pgfeed.reembed(text, boolean)'::regprocedure").fetchone()
     store = f"pgfeed.item_store_{feed_id(conn, feed)}"
     before = dict(conn.execute(f"SELECT item_id, embedded_at FROM {store}").fetchall())
     # sync: those items embedded again now (unchanged texts too), the others left alone; a key without a row is no item

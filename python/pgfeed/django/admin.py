@@ -12,7 +12,7 @@
 
 Everything is read and done through pgfeed's public functions, with the rights of Django's database role:
 ``status()`` and ``item_status()`` need the feed granted to it (``pgfeed.grant_feed``), retry and re-embed a
-feed administrator (a superuser). The actions take POSTs (with Django's CSRF check) from users with the
+feed administrator (pgfeed's SECURITY.md). The actions take POSTs (with Django's CSRF check) from users with the
 permission ``pgfeed.manage_feed`` (superusers have it); the page needs ``pgfeed.view_feed`` or that one.
 
 Why a model without a table (``pgfeed.django.models.Feed``): Django's admin lists on its index the models
@@ -46,12 +46,17 @@ MANAGE_PERMISSION = "pgfeed.manage_feed"
 
 
 def database_error(action: str, exc: DatabaseError) -> str:
-    """What a failed call says, and what to do when the database role may not make it."""
-    message = f"{action} failed: {str(exc).strip()}"
+    """What a failed call says (the server's message and hint, without its PL/pgSQL context), and what to do when
+    the database role may not make it."""
+    diag = getattr(exc.__cause__, "diag", None)
+    said = diag.message_primary if diag and diag.message_primary else str(exc).strip()
+    if diag and diag.message_hint:
+        said += f" ({diag.message_hint})"
+    message = f"{action} failed: {said}"
     if getattr(exc.__cause__, "sqlstate", None) == "42501":  # insufficient_privilege
         message += (" (Django's database role lacks the right: reading a feed needs SELECT pgfeed.grant_feed(feed, role); "
-                    "retry and re-embed need a feed administrator, a superuser: manage.py pgfeed retry, manage.py pgfeed "
-                    "reembed FEED)")
+                    "retry and re-embed need a feed administrator (pgfeed's SECURITY.md), who may also run manage.py "
+                    "pgfeed retry or manage.py pgfeed reembed FEED)")
     return message
 
 
