@@ -463,5 +463,5 @@ def test_the_migration_indexes_the_failed_items_of_stores_made_before(empty_data
         conn.execute("SELECT pgfeed.attach_content('before', 'post', 'id', 'body', 'created_at')")
         store = f"item_store_{feed_id(conn, 'before')}"
         conn.execute(f"DROP INDEX pgfeed.{failed_index(conn, store)[0][0].split()[2]}")  # as stores were
-        conn.execute((ROOT / "sql" / "migrations" / "013-failed-items-index.sql").read_text())
+        conn.execute((ROOT / "sql" / "migrations" / "014-failed-items-index.sql").read_text())
         assert len(failed_index(conn, store)) == 1
