@@ -238,7 +238,7 @@ def test_as_the_application_role_the_page_shows_its_feeds_and_says_what_it_may_n
         assert granted in feed_rows(page.text) and site["feed"] not in feed_rows(page.text)
         response = superuser.post("/admin/pgfeed/feed/", {"feed": granted, "action": "retry"}, follow=True)
         said = html.unescape(response.text)
-        assert f"Feed “{granted}”: retry failed: permission denied" in said  # a feed administrator's call
+        assert f"Feed “{granted}”: retry failed: " in said  # a feed administrator's call
         assert "Django's database role lacks the right" in said
     finally:
         connection.close()
