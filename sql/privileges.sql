@@ -76,7 +76,17 @@ GRANT EXECUTE ON FUNCTION
     pgfeed.attach_impressions(text, regclass, name, name, name, boolean, text),
     pgfeed.reembed(text, boolean, text),
     pgfeed.reembed_batch(text, integer, boolean, boolean, text),
-    pgfeed.retry(text, text)
+    pgfeed.retry(text, text),
+    pgfeed.reembed_items(text, text[], text)
 TO PUBLIC;
 -- feed administrators run workers (grants that a function made anew lost)
 SELECT pgfeed._grant_admin_rights(r.oid::regrole) FROM pgfeed.feed_admin a JOIN pg_roles r ON r.oid = a.admin;
+-- Items one at a time (070-admin.sql, the Django admin's): item_status reads with the caller's rights, as status()
+-- does; reembed_items is a set-up function (above).
+GRANT EXECUTE ON FUNCTION
+    pgfeed.item_status(text, text[]),
+    -- what it calls, with the caller's rights
+    pgfeed._require_feed_name(text),
+    pgfeed._item_keys(pgfeed.feed_config, text[]),
+    pgfeed._content_source(pgfeed.feed_config)
+TO PUBLIC;

@@ -366,6 +366,7 @@ BEGIN
             attributes  jsonb  -- the row's filter and group columns: {"column": value}
         );
         CREATE INDEX ON %1$s (created_at);
+        CREATE INDEX ON %1$s (item_id) WHERE error IS NOT NULL;  -- the failed items, few (status, retry, item_status)
         CREATE INDEX ON %1$s USING gin (attributes jsonb_path_ops) WHERE attributes IS NOT NULL;
         COMMENT ON TABLE %1$s IS %4$L;
         $ddl$, p_table, p_item_type, p_dimensions, p_comment);
@@ -374,7 +375,7 @@ END
 $$;
 COMMENT ON FUNCTION pgfeed._create_item_store(text, regtype, integer, text) IS
     'creates an item store: one row an item, its vector (an HNSW index a like-count tier), text hash, time, '
-    'model label, error, tier and attributes (filter and group columns, GIN-indexed)';
+    'model label, error (its failed items indexed), tier and attributes (filter and group columns, GIN-indexed)';
 
 CREATE OR REPLACE FUNCTION pgfeed._tier_trigger() RETURNS trigger
 LANGUAGE plpgsql VOLATILE
