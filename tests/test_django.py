@@ -65,6 +65,11 @@ def test_feed_queryset_is_a_queryset(models, conn):
         rows = [(a.pk, a.author.name, a.score) for a in feed_queryset(Article.objects.select_related("author"), feed,
                                                                        5, limit=8)]
     assert len(queries) == 2
+    with CaptureQueriesContext(connection) as queries:  # prefetch_related adds its own query, and only that
+        likes = {a.pk: len(a.like_set.all()) for a in feed_queryset(Article.objects.prefetch_related("like_set"),
+                                                                    feed, 5, limit=8)}
+    assert len(queries) == 3 and list(likes) == order
+    assert likes == {pk: Like.objects.filter(article_id=pk).count() for pk in order}
     assert [pk for pk, _, _ in rows] == order
     assert all(name == Article.objects.get(pk=pk).author.name for pk, name, _ in rows)
 
@@ -221,6 +226,7 @@ def test_system_checks_warn_of_sync_feeds_on_closed_connections_and_a_version_mi
     assert set(found) == {"pgfeed.W001"} and feed in found["pgfeed.W001"].msg
     assert "CONN_MAX_AGE" in found["pgfeed.W001"].hint and "mode => 'async'" in found["pgfeed.W001"].hint
     assert ids(CONN_MAX_AGE=600) == {}
+    assert ids(CONN_MAX_AGE=0, OPTIONS={"pool": True}) == {}  # Django's pool keeps them
     assert not [m for m in run_checks() if m.id.startswith("pgfeed.")]  # (no database asked for)
 
     conn.execute("UPDATE pgfeed.setting SET value = '0.0.1' WHERE name = 'version'")
@@ -230,6 +236,18 @@ def test_system_checks_warn_of_sync_feeds_on_closed_connections_and_a_version_mi
         conn.execute("UPDATE pgfeed.setting SET value = %s WHERE name = 'version'", [pgfeed.__version__])
     assert set(found) == {"pgfeed.E002"}
     assert "pgfeed 0.0.1" in found["pgfeed.E002"].msg and pgfeed.__version__ in found["pgfeed.E002"].msg
+
+
+# what a migration's operations change: pgfeed's tables, functions and catalog rows, and triggers on any table
+SCHEMA = """
+    SELECT 'relation', c.relname::text, c.relkind::text FROM pg_class c WHERE c.relnamespace = 'pgfeed'::regnamespace
+    UNION ALL SELECT 'function', p.oid::regprocedure::text, '' FROM pg_proc p WHERE p.pronamespace = 'pgfeed'::regnamespace
+    UNION ALL SELECT 'trigger', t.tgrelid::regclass::text, t.tgname FROM pg_trigger t WHERE NOT t.tgisinternal
+    UNION ALL SELECT 'feed', f.name, f.feed_id::text FROM pgfeed.feed_config f
+    UNION ALL SELECT 'content', s.source::text, s.feed_id::text FROM pgfeed.content_source s
+    UNION ALL SELECT 'likes', s.source::text, s.feed_id::text FROM pgfeed.interaction_source s
+    ORDER BY 1, 2, 3
+"""
 
 
 def test_migration_operations_set_up_and_take_down_a_feed(models, conn):
@@ -257,6 +275,7 @@ def test_migration_operations_set_up_and_take_down_a_feed(models, conn):
         AttachInteractions(feed, model="pgfeed_tests.Like", user="user_id", item="article"),
         AlterFeed(feed, reverse={"max_per_group": 0}, max_per_group=2),
     ]
+    before = conn.execute(SCHEMA).fetchall()
     for operation in operations:  # what a migration file holds is what it rebuilds
         name, args, kwargs = operation.deconstruct()
         assert type(operation)(*args, **kwargs).deconstruct() == (name, args, kwargs)
@@ -281,6 +300,7 @@ def test_migration_operations_set_up_and_take_down_a_feed(models, conn):
     with connection.schema_editor() as editor:
         for operation in reversed(operations):
             operation.database_backwards("pgfeed_tests", editor, state, state)
+    assert conn.execute(SCHEMA).fetchall() == before  # and pgfeed itself stays
     assert conn.execute("SELECT count(*) FROM pgfeed.feed_config WHERE name = %s", [feed]).fetchone()[0] == 0
     assert conn.execute("SELECT pgfeed.version()").fetchone()[0] == pgfeed.__version__
     assert not DropFeed(feed).reversible and AlterFeed(feed, mode="async").reversible is False

@@ -56,7 +56,7 @@ def test_the_example_blog_migrates_as_its_own_role_and_passes_its_tests(dsn):
 
         tests = manage("test", "blog", "--noinput", "-v", "2", env=env)
         assert tests.returncode == 0, tests.stderr[-6000:]
-        assert "Ran 10 tests" in tests.stderr and "\nOK" in tests.stderr, tests.stderr[-3000:]
+        assert "Ran 11 tests" in tests.stderr and "\nOK" in tests.stderr, tests.stderr[-3000:]
     finally:
         with psycopg.connect(server_dsn(), autocommit=True) as admin:
             drop_everything(admin)

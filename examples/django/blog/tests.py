@@ -4,6 +4,7 @@ migrations, as the application's own role (not a superuser), with the real model
 import contextlib
 import io
 import json
+import re
 
 from django.contrib.auth.models import User
 from django.core.management import call_command
@@ -145,6 +146,29 @@ class FeedTests(TestCase):
         new = Post.objects.get(title="Compost heaps")
         self.assertIn(new.pk, feed_ids())  # sync: read your writes
         self.assertTrue(stored_text_matches(new))
+
+    def test_the_admin_shows_the_feed_and_each_posts_embedding_state(self):
+        failed = Post.objects.create(author=self.reader, title=" ", body="")  # nothing to embed: kept as failed
+        self.client.force_login(User.objects.create_superuser("admin", password="-"))
+        self.assertContains(self.client.get("/admin/"), 'href="/admin/pgfeed/feed/"')
+        page = self.client.get("/admin/pgfeed/feed/")
+        row = page.content.decode().split('data-feed="posts"')[1].split("</tr>")[0]
+        self.assertIn('class="pgfeed-items">9<', row)
+        self.assertIn('class="pgfeed-failed">1', row)
+        self.assertIn("text expression is empty", row)
+        html = self.client.get("/admin/blog/post/").content.decode()  # each row: its checkbox, then its state
+        states = {int(pk): state for pk, state in re.findall(
+            r'name="_selected_action" value="(\d+)".*?class="pgfeed-state" data-state="(\w*)"', html, re.S)}
+        self.assertEqual(states, {post.pk: "failed" if post == failed else "absent" if post == self.draft
+                                  else "embedded" for post in Post.objects.all()})
+        listed = self.client.get("/admin/blog/post/?pgfeed_state=failed").context["cl"].result_list
+        self.assertEqual([post.pk for post in listed], [failed.pk])
+        failed.title = "Now a title"
+        failed.save()
+        response = self.client.post("/admin/blog/post/", {"action": "pgfeed_reembed_selected",
+                                                          "_selected_action": [failed.pk]}, follow=True)
+        self.assertContains(response, "1 posts embedded again")
+        self.assertTrue(stored_text_matches(failed))
 
     def test_drain_embeds_an_async_feeds_queue_inside_the_test(self):
         sql("SELECT pgfeed.alter_feed('posts', mode => 'async')")  # rolled back with the test

@@ -11,9 +11,10 @@
           pgfeed_feed = "posts"
 
 Everything is read and done through pgfeed's public functions, with the rights of Django's database role:
-``status()`` and ``item_status()`` need the feed granted to it (``pgfeed.grant_feed``), retry and re-embed a
-feed administrator (pgfeed's SECURITY.md). The actions take POSTs (with Django's CSRF check) from users with the
-permission ``pgfeed.manage_feed`` (superusers have it); the page needs ``pgfeed.view_feed`` or that one.
+``status()`` and ``item_status()`` need the feed granted to it (``pgfeed.grant_feed``; a feed's owner has it),
+retry and re-embed the feed's owner or a superuser (pgfeed's SECURITY.md). The actions take POSTs (with
+Django's CSRF check) from users with the permission ``pgfeed.manage_feed`` (superusers have it); the page needs
+``pgfeed.view_feed`` or that one.
 
 Why a model without a table (``pgfeed.django.models.Feed``): Django's admin lists on its index the models
 registered with it, and a page of one's own reaches the index only through one, or by replacing the project's
@@ -55,8 +56,8 @@ def database_error(action: str, exc: DatabaseError) -> str:
     message = f"{action} failed: {said}"
     if getattr(exc.__cause__, "sqlstate", None) == "42501":  # insufficient_privilege
         message += (" (Django's database role lacks the right: reading a feed needs SELECT pgfeed.grant_feed(feed, role); "
-                    "retry and re-embed need a feed administrator (pgfeed's SECURITY.md), who may also run manage.py "
-                    "pgfeed retry or manage.py pgfeed reembed FEED)")
+                    "retry and re-embed need the feed's owner or a superuser (pgfeed's SECURITY.md), who may also run "
+                    "manage.py pgfeed retry or manage.py pgfeed reembed FEED)")
     return message
 
 
