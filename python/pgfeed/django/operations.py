@@ -87,7 +87,8 @@ def one_time_step(connection, installed: str | None, role: str) -> str:
     install, with the connection's libpq string (the usual superuser's name, no password) and the role let
     manage feeds; and the same in the template Django makes test databases from."""
     params = conninfo_to_dict(conninfo(connection.alias))
-    params.pop("password", None)
+    for setting in ("password", "client_encoding"):  # (Django sets the encoding: noise in a command to copy)
+        params.pop(setting, None)
     template = connection.settings_dict.get("TEST", {}).get("TEMPLATE") or "template1"
     install = "pgfeed install --dsn {!r} --feed-admin " + role
     return (f"pgfeed {pgfeed.__version__} is not installed in this database ({installed or 'none is'}), and "
