@@ -4,8 +4,10 @@ runner (their test database made from a template that step gave pgfeed)."""
 
 import os
 import shlex
+import signal
 import subprocess
 import sys
+import time
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
@@ -53,6 +55,28 @@ def test_the_example_blog_migrates_as_its_own_role_and_passes_its_tests(dsn):
             assert app.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone() == (False,)
             assert app.execute("SELECT owner::regrole::text, model FROM pgfeed.feed_config WHERE name = 'posts'"
                                ).fetchone() == (ROLE, "all-MiniLM-L6-v2")
+
+        # the worker under a process manager: manage.py pgfeed worker, as the blog's role, stopped by SIGTERM
+        with psycopg.connect(f"dbname={DATABASE} user={ROLE}", host=server["host"], port=server["port"],
+                             autocommit=True) as app:
+            app.execute("SELECT pgfeed.alter_feed('posts', mode => 'async')")
+            app.execute("INSERT INTO auth_user (username, password, is_superuser, first_name, last_name, email, "
+                        "is_staff, is_active, date_joined) VALUES ('ann', '!', false, '', '', '', false, true, now())")
+            app.execute("INSERT INTO blog_post (author_id, title, body, published, created_at) SELECT u.id, "
+                        "'Post ' || g, 'About gardens, part ' || g, true, now() FROM auth_user u, generate_series(1, 3) g")
+            worker = subprocess.Popen([sys.executable, "manage.py", "pgfeed", "worker", "--poll", "600", "--quiet"],
+                                      cwd=EXAMPLE, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                deadline = time.monotonic() + 120
+                while app.execute("SELECT embedded FROM pgfeed.status() WHERE feed = 'posts'").fetchone()[0] < 3:
+                    assert time.monotonic() < deadline and worker.poll() is None, worker.stderr.read()
+                    time.sleep(0.2)
+            finally:
+                worker.send_signal(signal.SIGTERM)
+                out, err = worker.communicate(timeout=60)
+            assert worker.returncode == 0, err
+            assert out.startswith("3 embedded, 0 failed, in ")
+            app.execute("SELECT pgfeed.alter_feed('posts', mode => 'sync')")
 
         tests = manage("test", "blog", "--noinput", "-v", "2", env=env)
         assert tests.returncode == 0, tests.stderr[-6000:]
