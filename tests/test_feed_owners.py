@@ -256,12 +256,17 @@ def test_a_set_up_call_from_an_index_expression_cannot_act_as_whoever_maintains_
     ("text", "body || E'\\'' || ')'"),
     ("text", "body /* ) */"),
     ("text", "$x$)$x$"),
-], ids=["statements", "from clause", "condition", "weight", "escape string", "comment", "dollar quote"])
+    ("text", '"text"E\'\\\' || \')::text FROM {post}; ALTER ROLE {role} SUPERUSER; SELECT 1 --\''),
+    ("weight", "length('\\') + length(') FROM {like}; ALTER ROLE {role} SUPERUSER; SELECT (1 --')"),
+], ids=["statements", "from clause", "condition", "weight", "escape string", "comment", "dollar quote",
+        "quoted name then E", "strings not standard"])
 def test_an_expression_cannot_close_its_parentheses_or_end_the_statement(conn, owner, where, expression):
-    """What the review of 0.5.0 found: pgfeed pasted the text between parentheses into a statement it ran with its
-    own rights, so `body); ALTER ROLE ...` made a feed owner a superuser. Each is refused before anything parses
-    it."""
+    """What the reviews of 0.5.0 found: pgfeed pasted the text between parentheses into a statement it ran with its
+    own rights, so `body); ALTER ROLE ...` made a feed owner a superuser; so did an escape string after a quoted
+    name, and a backslash in a session with standard_conforming_strings off. Each is refused before anything
+    parses it."""
     role, session = owner
+    session.execute("SET standard_conforming_strings = off")  # the writer's session may say so
     post, like = make_tables(session, owner=None)
     feed = fresh("feed")
     session.execute("SELECT pgfeed.create_feed(%s, model => %s)", [feed, HASHING])

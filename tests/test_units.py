@@ -84,9 +84,11 @@ def test_expressions_that_stay_inside_their_parentheses(expression):
     ("body) FROM t, pg_authid WHERE (true", "a closing parenthesis that it did not open"),
     ("(body", "a parenthesis that it does not close"),
     ("1; DROP TABLE t", "a semicolon"),
-    ("body || E'\\')'", "an escape string"),
+    ("body || E'\\')'", "a backslash"),
+    ("body || E')'", "an escape string"),
     ("body ||e'x'", "an escape string"),
-    ("U&'\\0041'", "an escape string"),
+    ("U&'\\0041'", "a backslash"),
+    ("U&'!0041' UESCAPE '!'", "an escape string"),
     ('U&"a"', "an escape string"),
     ("$$)$$", "a dollar sign"),
     ("$1", "a dollar sign"),
@@ -94,6 +96,12 @@ def test_expressions_that_stay_inside_their_parentheses(expression):
     ("body /* ) */", "a comment"),
     ("'unterminated", "a string that does not end"),
     ('"unterminated', "a quoted identifier that does not end"),
+    # the second review of 0.5.0: after a quoted identifier, E' opens an escape string
+    ('"text"E\'\\\' || \')::text FROM t; ALTER ROLE app SUPERUSER; SELECT 1 --\'', "a backslash"),
+    ('"text"E\'x\'', "an escape string"),
+    ('"a"e\'x\'', "an escape string"),
+    # with standard_conforming_strings off in a session, '\' would not end where this reading ends it
+    ("length('\\') + length(') FROM t; SELECT 1 --')", "a backslash"),
 ])
 def test_expressions_that_could_leave_them_are_refused(expression, culprit):
     assert expressions.problem(expression).startswith(culprit)

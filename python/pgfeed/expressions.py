@@ -5,16 +5,20 @@ pgfeed writes them into statements it runs with its own rights, between parenthe
 An expression that closed that parenthesis, or ended the statement with a semicolon, would add SQL of its own
 (``body) FROM t; ALTER ROLE app SUPERUSER; SELECT (body``). So an expression must keep its parentheses balanced
 outside its quotes and hold no semicolon. The reading is conservative: it refuses what would make the quotes
-hard to follow (escape strings ``E'...'``, Unicode escapes ``U&'...'``, dollar quotes and parameters ``$``,
-comments), none of which such an expression needs. Strings are read with ``standard_conforming_strings`` on,
-as pgfeed parses and evaluates them."""
+hard to follow, none of which such an expression needs:
+
+- a backslash, anywhere: it is the one character whose meaning depends on the lexer's mode (an escape string
+  ``E'\\''``, or ``standard_conforming_strings`` off in some session), so that without it every string ends
+  where this reading ends it, whatever the mode;
+- escape strings ``E'...'`` and Unicode escapes ``U&'...'``, dollar quotes and parameters ``$``, comments."""
 
 from __future__ import annotations
 
 
 def _starts_token(expression: str, position: int) -> bool:
-    """Whether the character at ``position`` begins a word (an E before a quote is then an escape string)."""
-    return position == 0 or not (expression[position - 1].isalnum() or expression[position - 1] in '_$"')
+    """Whether the character at ``position`` begins a word (an E before a quote is then an escape string; after a
+    quoted identifier, "text"E'...', it does)."""
+    return position == 0 or not (expression[position - 1].isalnum() or expression[position - 1] in "_$")
 
 
 def _quoted_end(expression: str, start: int) -> int | None:
@@ -30,6 +34,8 @@ def _quoted_end(expression: str, start: int) -> int | None:
 
 def problem(expression: str) -> str | None:
     """What keeps ``expression`` from being one self-contained SQL expression, or None."""
+    if "\\" in expression:
+        return "a backslash: write the character itself, in a plain string"
     depth, position = 0, 0
     while position < len(expression):
         character, pair = expression[position], expression[position:position + 2]

@@ -261,6 +261,7 @@ COMMENT ON FUNCTION pgfeed._attach_interactions(pgfeed.feed_config, regclass, na
 CREATE OR REPLACE FUNCTION pgfeed._load_interactions(p_source pgfeed.interaction_source) RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
+SET standard_conforming_strings = on  -- the weight expression is read as it was checked, whatever the session says
 AS $$
 DECLARE
     v_typed boolean;
