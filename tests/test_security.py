@@ -460,10 +460,15 @@ def test_planning_a_read_runs_none_of_the_owners_functions(conn, dsn, make_role,
 
 
 def test_a_writers_string_settings_do_not_change_the_expression(conn, app):
+    """A backslash is the one character a session's standard_conforming_strings reads otherwise: expressions hold
+    none (chr(92) is one), and the writer's setting changes nothing."""
     post, _ = make_tables(conn)
     feed = fresh("feed")
     conn.execute("SELECT pgfeed.create_feed(%s, model => %s)", [feed, HASHING])
-    conn.execute("SELECT pgfeed.attach_content(%s, %s, 'id', $$replace(title, '\\', '/') || ' end'$$, 'created_at')",
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="a backslash: write chr.92. for one"):
+        conn.execute("SELECT pgfeed.attach_content(%s, %s, 'id', $$replace(title, '\\', '/')$$, 'created_at')",
+                     [feed, post])
+    conn.execute("SELECT pgfeed.attach_content(%s, %s, 'id', $$replace(title, chr(92), '/') || ' end'$$, 'created_at')",
                  [feed, post])
     app.execute("SET standard_conforming_strings = off")
     post_id = app.execute(f"INSERT INTO {post} (title, body) VALUES ('a\\\\b', '') RETURNING id").fetchone()[0]

@@ -35,7 +35,7 @@ def _quoted_end(expression: str, start: int) -> int | None:
 def problem(expression: str) -> str | None:
     """What keeps ``expression`` from being one self-contained SQL expression, or None."""
     if "\\" in expression:
-        return "a backslash: write the character itself, in a plain string"
+        return "a backslash: write chr(92) for one"
     depth, position = 0, 0
     while position < len(expression):
         character, pair = expression[position], expression[position:position + 2]
