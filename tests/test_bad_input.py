@@ -197,3 +197,25 @@ def test_rows_written_to_partitions_are_followed_including_partitions_made_later
     conn.execute("SELECT pgfeed.drop_feed(%s)", [feed])
     assert conn.execute(f"SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'pgfeed%%' AND tgrelid::regclass::text "
                         f"LIKE '{post}%%'").fetchone()[0] == 0
+
+
+def test_a_foreign_partition_is_refused_its_wrapper_never_read(conn, app):
+    """A partition that is a foreign table would be read through its wrapper with pgfeed's rights (a superuser's
+    user mapping, a file the superuser may read): a feed refuses to read such a table (a like table: a content
+    table's unique key keeps foreign partitions out), at attach and after (the second review of 0.5.0)."""
+    post, like = fresh("post"), fresh("post_like")
+    app.execute(f"""CREATE TABLE {post} (id int PRIMARY KEY, title text, created_at timestamptz DEFAULT now());
+                     CREATE TABLE {like} (user_id int NOT NULL, post_id int NOT NULL) PARTITION BY RANGE (user_id);
+                     CREATE TABLE {like}_0 PARTITION OF {like} FOR VALUES FROM (0) TO (100)""")
+    feed = attach_titles(conn, post, like)
+    conn.execute(f"""CREATE EXTENSION IF NOT EXISTS file_fdw;
+                     CREATE SERVER IF NOT EXISTS pgfeed_test_files FOREIGN DATA WRAPPER file_fdw;
+                     CREATE FOREIGN TABLE {like}_files (user_id int NOT NULL, post_id int NOT NULL)
+                         SERVER pgfeed_test_files OPTIONS (filename '/etc/hostname', format 'text');
+                     ALTER TABLE {like} ATTACH PARTITION {like}_files FOR VALUES FROM (100) TO (200)""")
+    message = f"partition public.{like}_files of public.{like} is a foreign table"
+    assert [s["problem"] for s in pgfeed.status(conn) if s["feed"] == feed][0].startswith(message)
+    conn.execute("SELECT pgfeed.detach(%s, %s::regclass)", [feed, like])
+    with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match=message):
+        conn.execute(f"SELECT pgfeed.attach_interactions(%s, '{like}', 'user_id', 'post_id')", [feed])
+    conn.execute(f"DROP FOREIGN TABLE {like}_files")

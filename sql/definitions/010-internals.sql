@@ -439,11 +439,17 @@ AS $$
         (SELECT format('%s inherits from %s: pgfeed reads attached tables only with their partitions; detach the feed '
                        '(SELECT pgfeed.detach(%L))', h.inhrelid::regclass, h.inhparent::regclass, p_feed)
            FROM pg_inherits h JOIN pg_class c ON c.oid = h.inhrelid
-          WHERE h.inhparent IN (SELECT relid FROM tables) AND NOT c.relispartition LIMIT 1))
+          WHERE h.inhparent IN (SELECT relid FROM tables) AND NOT c.relispartition LIMIT 1),
+        -- a foreign partition is read through its wrapper, with the reader's user mapping
+        (SELECT format('partition %s of %s is a foreign table: pgfeed would read it through its wrapper, with its own '
+                       'rights; detach that partition, or the feed (SELECT pgfeed.detach(%L))', t.relid::regclass,
+                       p_source, p_feed)
+           FROM tables t JOIN pg_class c ON c.oid = t.relid WHERE c.relkind = 'f' LIMIT 1))
 $$;
 COMMENT ON FUNCTION pgfeed._planning_problem(regclass, text) IS
     'what of a table''s definitions would run someone''s code when pgfeed plans a query on it (a function in an '
-    'index, a constraint, statistics or a partition key; an inheritance child), with the fix; NULL if nothing';
+    'index, a constraint, statistics or a partition key; an inheritance child; a foreign partition, read through '
+    'its wrapper), with the fix; NULL if nothing';
 
 CREATE OR REPLACE FUNCTION pgfeed._require_row_types(p_typed boolean, p_source regclass, p_feed text)
 RETURNS void

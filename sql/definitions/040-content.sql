@@ -433,6 +433,21 @@ $$;
 COMMENT ON FUNCTION pgfeed._require_unique_key(regclass, name) IS
     'fails with a clear message unless the column alone is a NOT NULL unique key of the table';
 
+CREATE OR REPLACE FUNCTION pgfeed._require_plannable(p_table regclass, p_feed text) RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_problem text := pgfeed._planning_problem(p_table, p_feed);
+BEGIN
+    IF v_problem IS NOT NULL THEN
+        RAISE EXCEPTION USING MESSAGE = v_problem, ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION pgfeed._require_plannable(regclass, text) IS
+    'fails, before anything is attached, when pgfeed could not read the table without running someone''s code';
+
 CREATE OR REPLACE FUNCTION pgfeed._require_table(p_table regclass) RETURNS void
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
@@ -493,6 +508,7 @@ BEGIN
     END IF;
     PERFORM pgfeed._require_table(source);
     PERFORM pgfeed._require_owned_table(source, v_caller);
+    PERFORM pgfeed._require_plannable(source, feed);
     v_item_kind := pgfeed._key_column(source, id_column, 'an item');
     IF v_again AND v_item_kind <> v_feed.item_type THEN
         RAISE EXCEPTION 'column %.% holds % keys but the items of feed "%" have % keys', source, quote_ident(id_column),

@@ -174,6 +174,7 @@ BEGIN
     END IF;
     PERFORM pgfeed._require_table(source);
     PERFORM pgfeed._require_owned_table(source, p_caller);
+    PERFORM pgfeed._require_plannable(source, feed);
     v_user_kind := pgfeed._key_column(source, user_column, 'a user');
     v_item_kind := pgfeed._key_column(source, item_column, 'an item');
     IF v_item_kind <> p_feed.item_type THEN
