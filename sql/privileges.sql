@@ -43,6 +43,7 @@ GRANT EXECUTE ON FUNCTION
     pgfeed._attributes_sql(pgfeed.content_source),
     pgfeed._lock_source(regclass, text),
     pgfeed._planning_problem(regclass, text),
+    pgfeed._require_plannable(regclass, text),
     pgfeed._require_source(regclass, text, jsonb, text),
     pgfeed._popularity_tiers(),
     pgfeed._tier_most_likes(integer),

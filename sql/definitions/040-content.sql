@@ -176,8 +176,6 @@ LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
 SET lock_timeout = '500ms'  -- under deadlock_timeout: an autovacuum in the way is waited for, never cancelled
 AS $$
-DECLARE
-    v_problem text;
 BEGIN
     -- Before pgfeed reads an attached table outside its triggers (workers,
     -- reembed, status): nothing that changes how a query on the table is
@@ -207,10 +205,7 @@ BEGIN
     EXECUTE format('LOCK TABLE %s IN %s MODE', p_source,
                    CASE WHEN (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN 'SHARE UPDATE EXCLUSIVE'
                         ELSE 'ACCESS SHARE' END);
-    v_problem := pgfeed._planning_problem(p_source, p_feed);
-    IF v_problem IS NOT NULL THEN
-        RAISE EXCEPTION USING MESSAGE = v_problem, ERRCODE = 'object_not_in_prerequisite_state';
-    END IF;
+    PERFORM pgfeed._require_plannable(p_source, p_feed);
 END
 $$;
 COMMENT ON FUNCTION pgfeed._lock_source(regclass, text) IS
