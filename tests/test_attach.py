@@ -1,5 +1,8 @@
 """attach_* and create_feed: bad input gets an error naming the culprit."""
 
+import threading
+import time
+
 import psycopg
 import pytest
 
@@ -123,3 +126,41 @@ def test_attaching_the_feeds_own_table_again_keeps_the_vectors_of_unchanged_text
     other, _ = make_tables(conn)
     with pytest.raises(psycopg.errors.DuplicateObject, match=f'feed "{feed}" already has a content table'):
         conn.execute(f"SELECT pgfeed.attach_content(%s, '{other}', 'id', 'title', 'created_at')", [feed])
+
+
+def test_attaching_again_holds_writers_and_remakes_missing_triggers(conn, app, dsn):
+    """(The third review of 0.5.0.) A writer during a re-attach waits for it, as for the first attach, and is
+    followed with the new definition: the store agrees with the new condition. A partition that lost its
+    triggers (pgfeed._follow_partitions gives up after 100 ms) gets them back."""
+    post, like = fresh("post"), fresh("post_like")
+    app.execute(f"""CREATE TABLE {post} (id int PRIMARY KEY, title text, flag boolean NOT NULL DEFAULT true,
+                                         created_at timestamptz DEFAULT now()) PARTITION BY RANGE (id);
+                     CREATE TABLE {post}_1 PARTITION OF {post} FOR VALUES FROM (0) TO (100);
+                     CREATE TABLE {post}_2 PARTITION OF {post} FOR VALUES FROM (100) TO (200);
+                     CREATE TABLE {like} (user_id int, post_id int)""")
+    feed = fresh("feed")
+    conn.execute("SELECT pgfeed.create_feed(%s, model => %s)", [feed, HASHING])
+    attach = f"SELECT pgfeed.attach_content(%s, '{post}', 'id', 'title', 'created_at', condition => %s)"
+    conn.execute(attach, [feed, "flag"])
+    app.execute(f"INSERT INTO {post} (id, title) VALUES (1, 'one'), (2, 'two')")
+    for row in conn.execute("SELECT tgname FROM pg_trigger WHERE tgrelid = %s::regclass AND NOT tgisinternal",
+                            [f"{post}_2"]).fetchall():
+        conn.execute(f"DROP TRIGGER {row[0]} ON {post}_2")
+
+    with psycopg.connect(dsn) as migration:  # the re-attach, in a transaction left open
+        migration.execute(attach, [feed, "NOT flag"])
+        writer = threading.Thread(target=lambda: app.execute(
+            f"INSERT INTO {post} (id, title, flag) VALUES (50, 'fifty', true), (51, 'fifty-one', false); "
+            f"UPDATE {post} SET flag = false WHERE id = 2"))
+        writer.start()
+        deadline = time.monotonic() + 20
+        while not conn.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                               "AND query LIKE %s", [f"INSERT INTO {post}%"]).fetchone()[0]:
+            assert time.monotonic() < deadline and writer.is_alive(), "the writer did not wait for the re-attach"
+            time.sleep(0.02)
+        migration.commit()
+    writer.join(timeout=30)
+    app.execute(f"INSERT INTO {post}_2 (id, title, flag) VALUES (150, 'straight into the partition', false)")
+    store = conn.execute("SELECT pgfeed._item_store(feed_id) FROM pgfeed.feed_config WHERE name = %s", [feed]).fetchone()[0]
+    stored = {row[0] for row in conn.execute(f"SELECT item_id FROM {store}")}
+    assert stored == {row[0] for row in conn.execute(f"SELECT id FROM {post} WHERE NOT flag")} == {2, 51, 150}

@@ -501,8 +501,9 @@ DECLARE
     v_kind "char";
     v_column jsonb;
     v_now record;
-    v_fix text := format('or detach the feed and attach it again (SELECT pgfeed.detach(%L); SELECT pgfeed.attach_...)',
-                         p_feed);
+    v_fix text := format('or attach the table again with its columns as they are (a content table: SELECT '
+                         'pgfeed.attach_content(%L, ...), which keeps the vectors of unchanged texts; a like table: '
+                         'SELECT pgfeed.detach(%1$L, %s), then pgfeed.attach_interactions(%1$L, ...))', p_feed, p_source);
 BEGIN
     -- Checked before pgfeed reads a row: what it casts and compares must
     -- still be the built-in types it was attached with.

@@ -538,15 +538,22 @@ BEGIN
     END LOOP;
 
     IF v_again THEN
-        -- Items keep their vectors: reembed gives the model only the rows
-        -- whose text changed, and stores new times and attributes of the others.
+        -- As attaching does (CREATE TRIGGER takes this lock): open writers
+        -- are waited for and new ones wait, so that every row is read either
+        -- by the catch-up below or by the triggers with the new definition.
+        EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', attach_content.source);
         UPDATE pgfeed.content_source s
            SET id_column = attach_content.id_column, text_expression = attach_content.text,
                created_at_column = attach_content.created_at_column, condition = attach_content.condition,
                source_name = attach_content.source::text, watched = pgfeed._watched(attach_content.source, v_columns),
                filter_columns = attach_content.filter_columns, group_column = attach_content.group_column
          WHERE s.feed_id = v_feed.feed_id;
-        RETURN pgfeed._catch_up(v_feed, 'now');
+        -- partitions whose triggers pgfeed._follow_partitions could not make
+        PERFORM pgfeed._create_triggers(source, pgfeed._content_trigger_prefix(v_feed.feed_id), 'pgfeed._content_trigger',
+                                        v_feed.feed_id);
+        -- Items keep their vectors: only rows whose text changed reach the
+        -- model (now in a sync feed, through the workers otherwise).
+        RETURN pgfeed._catch_up(v_feed, CASE WHEN backfill AND v_feed.mode = 'sync' THEN 'now' ELSE 'queue' END);
     END IF;
     PERFORM pgfeed._create_item_store(v_store, v_item_kind, v_feed.dimensions,
                                       format('pgfeed item store of feed %s', v_feed.feed_id));
