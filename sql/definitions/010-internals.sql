@@ -271,49 +271,38 @@ BEGIN
                                                          = 'pg_catalog'::regnamespace))
      LIMIT 1;
     -- Nor a function that acts beyond its arguments on the values it is given
-    -- (set_config, pg_read_file, lo_import: volatile ones) or runs SQL given as
-    -- text (query_to_xml and its family).
-    SELECT coalesce(v_foreign, (
+    -- (set_config, pg_read_file, lo_import: volatile ones), runs SQL given as
+    -- text (query_to_xml and its family) or returns a set; nor a whole-row
+    -- reference, which reads every column, also those pgfeed does not watch,
+    -- whose types (and casts) a table owner may make its own. A feed owner
+    -- who is not a superuser (p_pure) may use only what computes a value from
+    -- the row alone, so that it does the same with anyone's rights: no
+    -- subquery (the catalogs), no current_user or setting, no function that
+    -- reads more than its arguments (pgfeed._pure_stable).
+    WITH tree AS (
+        SELECT w.ev_action::text AS t FROM pg_rewrite w WHERE w.ev_class = ('pg_temp.' || quote_ident(v_view))::regclass
+    ), called AS (
         -- (built-in functions are pinned: pg_depend records none; the parsed rule names each one it calls)
-        SELECT format('function %s, which %s', p.oid::regprocedure,
-                      CASE WHEN p.provolatile = 'v' THEN 'is volatile' WHEN p.proretset THEN 'returns a set'
-                           ELSE 'runs SQL given as text' END)
-          FROM pg_rewrite w
-         CROSS JOIN LATERAL regexp_matches(w.ev_action::text, ':(?:funcid|opfuncid) (\d+)', 'g') AS m
+        SELECT DISTINCT p.oid, p.proname, p.provolatile, p.proretset
+          FROM tree CROSS JOIN LATERAL regexp_matches(tree.t, ':(?:funcid|opfuncid) (\d+)', 'g') AS m
           JOIN pg_proc p ON p.oid = m[1]::oid
-         WHERE w.ev_class = ('pg_temp.' || quote_ident(v_view))::regclass
-           AND (p.provolatile = 'v' OR p.proname LIKE '%\_to\_xml%' OR p.proretset)
-         LIMIT 1), (
-        -- A whole-row reference reads every column, also those pgfeed does
-        -- not watch, whose types (and casts) a table owner may make its own.
+    )
+    SELECT coalesce(v_foreign, (
+        SELECT format('function %s, which %s', c.oid::regprocedure,
+                      CASE WHEN c.provolatile = 'v' THEN 'is volatile' WHEN c.proretset THEN 'returns a set'
+                           ELSE 'runs SQL given as text' END)
+          FROM called c WHERE c.provolatile = 'v' OR c.proname LIKE '%\_to\_xml%' OR c.proretset LIMIT 1), (
         SELECT 'a whole-row reference to the table: name its columns'
-          FROM pg_rewrite w
-         WHERE w.ev_class = ('pg_temp.' || quote_ident(v_view))::regclass
-           AND w.ev_action::text ~ '\{VAR :varno \d+ :varattno 0 '))
+          FROM tree WHERE tree.t ~ '\{VAR :varno \d+ :varattno 0 '), (
+        SELECT CASE m[1] WHEN 'SUBLINK' THEN 'a subquery'
+                         WHEN 'SQLVALUEFUNCTION' THEN 'current_user, current_date or the like'
+                         ELSE 'an aggregate, window function or sequence' END
+          FROM tree CROSS JOIN LATERAL regexp_matches(
+                   tree.t, '\{(SUBLINK|SQLVALUEFUNCTION|AGGREF|WINDOWFUNC|GROUPINGFUNC|NEXTVALUEEXPR)\M', 'g') AS m
+         WHERE p_pure LIMIT 1), (
+        SELECT format('function %s, which reads more than its arguments', c.oid::regprocedure)
+          FROM called c WHERE p_pure AND c.provolatile <> 'i' AND NOT pgfeed._pure_stable(c.proname) LIMIT 1))
       INTO v_foreign;
-    -- A feed owner who is not a superuser (p_pure) may use only what computes
-    -- a value from the row alone, so that it does the same with anyone's
-    -- rights: no subquery (the catalogs), no current_user or setting, no
-    -- function that reads more than its arguments (pgfeed._pure_stable).
-    IF p_pure AND v_foreign IS NULL THEN
-        SELECT coalesce((
-            SELECT CASE m[1] WHEN 'SUBLINK' THEN 'a subquery'
-                             WHEN 'SQLVALUEFUNCTION' THEN 'current_user, current_date or the like'
-                             ELSE 'an aggregate, window function or sequence' END
-              FROM pg_rewrite w
-             CROSS JOIN LATERAL regexp_matches(w.ev_action::text,
-                                               '\{(SUBLINK|SQLVALUEFUNCTION|AGGREF|WINDOWFUNC|GROUPINGFUNC|NEXTVALUEEXPR)\M', 'g') AS m
-             WHERE w.ev_class = ('pg_temp.' || quote_ident(v_view))::regclass
-             LIMIT 1), (
-            SELECT format('function %s, which reads more than its arguments', p.oid::regprocedure)
-              FROM pg_rewrite w
-             CROSS JOIN LATERAL regexp_matches(w.ev_action::text, ':(?:funcid|opfuncid) (\d+)', 'g') AS m
-              JOIN pg_proc p ON p.oid = m[1]::oid
-             WHERE w.ev_class = ('pg_temp.' || quote_ident(v_view))::regclass
-               AND p.provolatile <> 'i' AND NOT pgfeed._pure_stable(p.proname)
-             LIMIT 1))
-          INTO v_foreign;
-    END IF;
     IF v_foreign IS NOT NULL THEN
         EXECUTE format('DROP VIEW pg_temp.%I', v_view);
         RAISE EXCEPTION '% expression % uses %', p_what, quote_literal(p_expression), v_foreign

@@ -42,21 +42,15 @@ BEGIN
             USING ERRCODE = 'null_value_not_allowed', HINT = 'leave the NULLs out (array_remove(ids, NULL))';
     END IF;
     BEGIN
-        IF p_feed.item_type = 'uuid'::regtype THEN
-            v_keys := ARRAY(SELECT k::uuid::text FROM unnest(p_ids) WITH ORDINALITY AS u(k, o) ORDER BY o);
-        ELSE
-            v_keys := ARRAY(SELECT k::bigint::text FROM unnest(p_ids) WITH ORDINALITY AS u(k, o) ORDER BY o);
-        END IF;
+        EXECUTE format('SELECT ARRAY(SELECT k::%s::text FROM unnest($1) WITH ORDINALITY AS u(k, o) ORDER BY o)',
+                       p_feed.item_type)
+           INTO v_keys USING p_ids;
     EXCEPTION WHEN invalid_text_representation OR numeric_value_out_of_range THEN
         -- the first key that is not one, by its position
         FOR i IN 1 .. cardinality(p_ids) LOOP
             v_key := p_ids[i];
             BEGIN
-                IF p_feed.item_type = 'uuid'::regtype THEN
-                    PERFORM v_key::uuid;
-                ELSE
-                    PERFORM v_key::bigint;
-                END IF;
+                EXECUTE format('SELECT $1::%s', p_feed.item_type) USING v_key;
             EXCEPTION WHEN invalid_text_representation OR numeric_value_out_of_range THEN
                 RAISE EXCEPTION 'element % of ids, %, is not an item key of feed "%", whose keys are %', i,
                                 quote_literal(left(v_key, 60)) || CASE WHEN length(v_key) > 60 THEN ' (cut)' ELSE '' END,
