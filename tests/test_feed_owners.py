@@ -326,3 +326,18 @@ def test_a_feed_owners_workers_work_on_its_own_feeds(conn, owner, make_role):
     with psycopg.connect(worker_dsn, autocommit=True) as dedicated:
         assert dedicated.execute("SELECT pgfeed.queued(%s)", [theirs]).fetchone()[0] == 2
         assert dedicated.execute("SELECT feed_name, claimed FROM pgfeed.work(%s)", [theirs]).fetchall() == [(theirs, 2)]
+
+
+@pytest.mark.parametrize("call", ["SELECT pgfeed.grant_admin(%s)", "SELECT pgfeed.revoke_admin(%s)",
+                                  "SELECT pgfeed.allow_model('pgfeed_test_encoders:SlowEncoder')"])
+def test_only_a_superuser_names_feed_administrators_and_models(conn, owner, make_role, call):
+    """A feed owner cannot make another role (or itself again) a feed administrator, take that from one, or allow
+    itself a model: those are a superuser's calls, not granted to anyone."""
+    role, session = owner
+    other, _ = make_role()
+    admins = "SELECT array_agg(admin::regrole::text ORDER BY admin) FROM pgfeed.feed_admin"
+    before = (conn.execute(admins).fetchone(), conn.execute("SELECT array_agg(model) FROM pgfeed.allowed_model").fetchone())
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied for function"):
+        session.execute(call, [other if "grant" in call else role] if "%s" in call else [])
+    assert (conn.execute(admins).fetchone(), conn.execute("SELECT array_agg(model) FROM pgfeed.allowed_model").fetchone()) \
+        == before
